@@ -1,0 +1,161 @@
+"""The one backend-aware module of the math: namespace resolution and array checks.
+
+Everything below :func:`array_namespace` uses only standard array-API calls on the
+namespace it returns, so the same code runs on NumPy, CuPy, torch tensors,
+``array_api_strict`` and other array-API libraries. The backend-specific fast paths
+live in :mod:`adam_np.kernels`; nothing else imports cupy or numba.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+from array_api_compat import is_array_api_obj, is_cupy_array, is_numpy_array, is_torch_array
+
+__all__ = [
+    "array_namespace",
+    "backend_name",
+    "check_same_backend",
+    "is_writeable",
+    "is_real_floating",
+]
+
+
+def backend_name(x: Any) -> str:
+    """Return a short, human-readable name for the library that owns array ``x``.
+
+    Parameters
+    ----------
+    x : array
+        Any array-API array.
+
+    Returns
+    -------
+    str
+        ``"numpy"``, ``"cupy"``, ``"torch"``, or the top-level module name of the type.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> backend_name(np.zeros(3))
+    'numpy'
+    """
+    if is_numpy_array(x):
+        return "numpy"
+    if is_cupy_array(x):
+        return "cupy"
+    if is_torch_array(x):
+        return "torch"
+    return type(x).__module__.split(".")[0]
+
+
+def array_namespace(*arrays: Any, name: str = "arrays") -> Any:
+    """Resolve the array-API namespace shared by ``arrays``.
+
+    Parameters
+    ----------
+    *arrays : array
+        Arrays that must all come from the same library.
+    name : str, optional
+        What the arrays are called in error messages (``"params"``, ``"grads"``...).
+
+    Returns
+    -------
+    namespace
+        The array-API compatible namespace (``array_api_compat.numpy`` for NumPy arrays).
+
+    Raises
+    ------
+    TypeError
+        If an element is not an array, or the arrays come from different libraries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> xp = array_namespace(np.zeros(2), np.ones(3))
+    >>> xp.__name__
+    'array_api_compat.numpy'
+    """
+    for i, x in enumerate(arrays):
+        if not is_array_api_obj(x) or isinstance(x, (int, float, complex, bool)):
+            raise TypeError(f"{name}[{i}] must be an array, got {type(x).__name__}: {x!r:.80}")
+    check_same_backend(arrays, name=name)
+    try:
+        return array_api_compat.array_namespace(*arrays)
+    except TypeError as exc:  # pragma: no cover - array_api_compat's own wording
+        raise TypeError(f"{name} mix array libraries: {exc}") from None
+
+
+def check_same_backend(arrays: Any, name: str = "arrays") -> None:
+    """Raise :class:`TypeError` if ``arrays`` come from more than one array library.
+
+    Parameters
+    ----------
+    arrays : sequence of array
+        The arrays to compare.
+    name : str, optional
+        What the arrays are called in the error message.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_same_backend([np.zeros(2), np.ones(2)])
+    """
+    names = [backend_name(x) for x in arrays]
+    if len(set(names)) > 1:
+        raise TypeError(f"{name} mix array libraries: {names}; pass arrays of a single library")
+
+
+def is_real_floating(x: Any, xp: Any) -> bool:
+    """Whether ``x`` has a real floating-point dtype in namespace ``xp``.
+
+    Parameters
+    ----------
+    x : array
+        The array to test.
+    xp : namespace
+        Its array-API namespace.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np, array_api_compat.numpy as xp
+    >>> is_real_floating(np.zeros(2, dtype=np.float32), xp), is_real_floating(np.zeros(2, int), xp)
+    (True, False)
+    """
+    return bool(xp.isdtype(x.dtype, "real floating"))
+
+
+def is_writeable(x: Any) -> bool:
+    """Whether array ``x`` can be updated in place (NumPy/CuPy/torch arrays that allow it).
+
+    Parameters
+    ----------
+    x : array
+        The array to test.
+
+    Returns
+    -------
+    bool
+        False for read-only NumPy views and for libraries without in-place mutation
+        (JAX, ``array_api_strict``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros(3); is_writeable(a)
+    True
+    >>> a.flags.writeable = False; is_writeable(a)
+    False
+    """
+    if is_numpy_array(x):
+        return bool(x.flags.writeable)
+    if is_cupy_array(x):
+        return True
+    if is_torch_array(x):
+        return not x.requires_grad or not x.is_leaf
+    return False

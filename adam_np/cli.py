@@ -1,0 +1,69 @@
+"""The ``adam-np`` command line: a thin argparse layer over the library.
+
+Each sub-command is registered by an ``_add_<name>`` function that builds its parser and
+sets ``func``, the function that runs it and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import __version__
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``adam-np`` argument parser with all sub-commands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> build_parser().prog
+    'adam-np'
+    """
+    parser = argparse.ArgumentParser(
+        prog="adam-np",
+        description="Adam (Kingma & Ba, 2014) without a deep-learning framework.",
+    )
+    parser.add_argument("--version", action="version", version=f"adam-np {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in _COMMANDS:
+        add(sub)
+    return parser
+
+
+_COMMANDS: list = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``adam-np`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` if omitted.
+
+    Returns
+    -------
+    int
+        The exit status (argparse errors exit with status 2 on their own).
+
+    Examples
+    --------
+    >>> main(["--version"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 0
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.func(args) or 0)

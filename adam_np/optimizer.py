@@ -1,0 +1,180 @@
+"""Stateful Adam that updates the caller's arrays in place, as ``torch.optim.Adam`` does.
+
+>>> import numpy as np
+>>> from adam_np import Adam
+>>> w, b = np.ones((5, 1)), np.zeros(1)
+>>> opt = Adam([w, b], lr=0.1)
+>>> opt.step([np.ones((5, 1)), -np.ones(1)])
+>>> w[0, 0], b[0]          # the caller's own arrays hold the new values
+(0.9, 0.1)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from . import adam as _adam
+from ._xp import array_namespace, is_writeable
+
+__all__ = ["Adam"]
+
+STATE_DICT_VERSION = 1
+
+
+class Adam:
+    r"""Adam over a list of writeable arrays, updated in place by :meth:`step`.
+
+    Parameters
+    ----------
+    params : sequence of array
+        Writeable arrays of one library (NumPy, CuPy, or torch tensors without autograd),
+        real floating dtype. They are updated in place; no copy is kept.
+    lr, beta1, beta2, eps : float, optional
+        As in :class:`adam_np.AdamConfig` (defaults 1e-3, 0.9, 0.999, 1e-8).
+    config : AdamConfig, optional
+        All hyper-parameters at once; then pass no other hyper-parameter.
+    **options
+        Further :class:`adam_np.AdamConfig` fields: ``eps_mode``, ``weight_decay``,
+        ``maximize``, ``nonfinite``.
+
+    Attributes
+    ----------
+    params : list of array
+        The caller's arrays.
+    config : AdamConfig
+    state : AdamState
+        Step counter and moments (lists aligned with ``params``).
+
+    Notes
+    -----
+    :meth:`step` computes :math:`x_t` with :func:`adam_np.update` and writes it into the
+    caller's arrays only after every check has passed, so a failing step changes nothing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([3.0])
+    >>> opt = Adam([x], lr=0.5)
+    >>> for _ in range(3):
+    ...     opt.step([2 * x])            # gradient of x**2
+    >>> x, opt.state.step
+    (array([1.5]), 3)
+    """
+
+    def __init__(self, params: Sequence[Any], lr: Any = None, beta1: Any = None, beta2: Any = None,
+                 eps: Any = None, *, config: _adam.AdamConfig | None = None, **options: Any) -> None:
+        given = {k: v for k, v in dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, **options).items() if v is not None}
+        if config is not None:
+            if given:
+                raise TypeError(f"pass either config or hyper-parameters, not both (got config and {sorted(given)})")
+            if not isinstance(config, _adam.AdamConfig):
+                raise TypeError(f"config must be an AdamConfig, got {type(config).__name__}")
+        else:
+            config = _adam.AdamConfig(**given)
+        if not isinstance(params, (list, tuple)):
+            raise TypeError(f"params must be a list or tuple of arrays, got {type(params).__name__}")
+        params = list(params)
+        state = _adam.init(params)
+        for i, x in enumerate(params):
+            if not is_writeable(x):
+                raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}); "
+                                 "use adam_np.update for immutable arrays")
+        self.params = params
+        self.config = config
+        self.state = state
+        self._xp = array_namespace(*params, name="params")
+
+    def step(self, grads: Sequence[Any]) -> None:
+        """Take one Adam step, writing the new values into ``params`` in place.
+
+        Parameters
+        ----------
+        grads : sequence of array
+            One gradient per parameter, same shape, dtype and library.
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a mismatched gradient (naming ``grads[i]``); nothing is changed.
+        FloatingPointError
+            On a non-finite gradient with ``nonfinite="raise"``; nothing is changed.
+        """
+        if not isinstance(grads, (list, tuple)):
+            raise TypeError(f"grads must be a list or tuple of arrays, got {type(grads).__name__}")
+        new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
+        if new_state.step != self.state.step:
+            for x, x_new in zip(self.params, new_params):
+                x[...] = x_new
+        self.state = new_state
+
+    def state_dict(self) -> dict:
+        """A copy of the optimizer state: step, skipped steps, moments and hyper-parameters.
+
+        Returns
+        -------
+        dict
+            ``{"version", "step", "skipped", "v", "s", "config"}``; ``v`` and ``s`` are lists of
+            copies of the moment arrays, ``config`` the :class:`AdamConfig` fields.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> opt = Adam([np.zeros(2)])
+        >>> sorted(opt.state_dict())
+        ['config', 's', 'skipped', 'step', 'v', 'version']
+        """
+        xp = self._xp
+        return {
+            "version": STATE_DICT_VERSION,
+            "step": int(self.state.step),
+            "skipped": int(self.state.skipped),
+            "v": [xp.asarray(v, copy=True) for v in self.state.v],
+            "s": [xp.asarray(s, copy=True) for s in self.state.s],
+            "config": self.config.to_dict(),
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a state from :meth:`state_dict`, after checking all of it.
+
+        Parameters
+        ----------
+        state_dict : dict
+            As returned by :meth:`state_dict` (arrays copied in, so later changes to the
+            dict do not reach the optimizer).
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a missing key, wrong version, bad step, or moments that do not match
+            ``params`` in count, shape, dtype or library; nothing is loaded.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a, b = Adam([np.ones(2)]), Adam([np.ones(2)])
+        >>> a.step([np.ones(2)])
+        >>> b.load_state_dict(a.state_dict()); b.state.step
+        1
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        missing = {"version", "step", "v", "s", "config"} - set(state_dict)
+        if missing:
+            raise ValueError(f"state_dict is missing keys {sorted(missing)}")
+        if state_dict["version"] != STATE_DICT_VERSION:
+            raise ValueError(f"state_dict['version'] is {state_dict['version']!r}, expected {STATE_DICT_VERSION}")
+        cfg = state_dict["config"]
+        if not isinstance(cfg, dict):
+            raise TypeError(f"state_dict['config'] must be a dict, got {type(cfg).__name__}")
+        config = _adam.AdamConfig(**cfg)
+        skipped = state_dict.get("skipped", 0)
+        state = _adam.AdamState(state_dict["step"], list(state_dict["v"]), list(state_dict["s"]), skipped)
+        # Validate with the same checks as an update (structure, shapes, dtypes, library, step).
+        _adam._validate(list(self.state.v), state, self.params, config)
+        _adam._check_step(skipped, name="state_dict['skipped']")
+        xp = self._xp
+        self.config = config
+        self.state = _adam.AdamState(
+            int(state.step), [xp.asarray(v, copy=True) for v in state.v],
+            [xp.asarray(s, copy=True) for s in state.s], int(skipped),
+        )
