@@ -1,0 +1,97 @@
+"""Shared fixtures: the array namespaces under test, the airfoil data path, hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+AIRFOIL_DEFAULT = REPO_ROOT.parent / "shared" / "data" / "airfoil_self_noise.dat"
+
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def _cupy_available() -> bool:
+    try:
+        import cupy
+    except ImportError:
+        return False
+    try:
+        return bool(cupy.cuda.is_available())
+    except Exception:  # a CUDA runtime error means: no usable device
+        return False
+
+
+CUPY_AVAILABLE = _cupy_available()
+requires_gpu = pytest.mark.skipif(not CUPY_AVAILABLE, reason="CuPy has no CUDA device on this machine")
+
+
+def _numpy_ns():
+    import array_api_compat.numpy as xp
+
+    return xp
+
+
+def _strict_ns():
+    import array_api_strict as xp
+
+    return xp
+
+
+def _torch_ns():
+    import array_api_compat.torch as xp
+
+    return xp
+
+
+def _cupy_ns():
+    import array_api_compat.cupy as xp
+
+    return xp
+
+
+XP_PARAMS = [
+    pytest.param(_numpy_ns, id="numpy"),
+    pytest.param(_strict_ns, id="array_api_strict"),
+    pytest.param(_torch_ns, id="torch"),
+    pytest.param(_cupy_ns, id="cupy", marks=[pytest.mark.gpu, requires_gpu]),
+]
+
+
+@pytest.fixture(params=XP_PARAMS)
+def xp(request):
+    """An array-API namespace: numpy, array_api_strict, torch (CPU, via compat) or cupy (GPU only)."""
+    return request.param()
+
+
+def to_numpy(x) -> np.ndarray:
+    """Copy any backend's array to a NumPy array (for comparisons)."""
+    if hasattr(x, "get"):  # cupy
+        return x.get()
+    if type(x).__module__.startswith("torch"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def normwise_rel_err(x, ref) -> float:
+    """max|x - ref| / max|ref| (the project's normwise relative error, see ARCHITECTURE.md)."""
+    x, ref = np.asarray(x, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    scale = np.max(np.abs(ref))
+    diff = np.max(np.abs(x - ref))
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+@pytest.fixture(scope="session")
+def airfoil_path() -> Path:
+    """The airfoil data file: $ADAM_NP_AIRFOIL, default ../shared/data/airfoil_self_noise.dat."""
+    path = Path(os.environ.get("ADAM_NP_AIRFOIL", AIRFOIL_DEFAULT))
+    if not path.is_file():
+        pytest.fail(f"airfoil data not found at {path}; set ADAM_NP_AIRFOIL")
+    return path
