@@ -43,7 +43,7 @@ class TreeDef(NamedTuple):
 
         Examples
         --------
-        >>> leaves, tree = flatten({"w": 1.0, "b": 2.0}, is_leaf=lambda x: True)
+        >>> leaves, tree = flatten({"w": 1.0, "b": 2.0}, is_leaf=lambda x: isinstance(x, float))
         >>> tree.unflatten([3.0, 4.0])
         {'w': 3.0, 'b': 4.0}
         """
@@ -165,7 +165,8 @@ def flatten_like(tree: Any, treedef: TreeDef, *, is_leaf, name: str, ref: str = 
             "pass the same kind of container"
         )
     if other.kind == "dict" and set(other.keys) != set(treedef.keys):
-        raise ValueError(f"{name} has keys {sorted(map(str, other.keys))}, expected {sorted(map(str, treedef.keys))} as in {ref}")
+        got, expected = sorted(map(str, other.keys)), sorted(map(str, treedef.keys))
+        raise ValueError(f"{name} has keys {got}, expected {expected} as in {ref}")
     if other.size != treedef.size:
         raise ValueError(f"{name} has {other.size} arrays, expected {treedef.size} to match {ref}")
     if other.kind == "dict":

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, NamedTuple
 
 from . import _tree
 from ._xp import array_namespace, is_real_floating
@@ -43,7 +44,7 @@ EPS_MODES = ("outside", "root", "hat")
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
 """What a non-finite gradient does: raise an error, skip the whole step, or propagate (torch)."""
 
-LearningRate = Union[float, Callable[[int], float]]
+LearningRate = float | Callable[[int], float]
 
 
 def _real(name: str, value: Any) -> float:
@@ -99,8 +100,9 @@ class AdamConfig:
 
     Examples
     --------
-    >>> AdamConfig(lr=0.01, eps=1e-6)
-    AdamConfig(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-06, eps_mode='outside', weight_decay=0.0, maximize=False, nonfinite='raise')
+    >>> AdamConfig(lr=0.01, eps=1e-6)  # doctest: +NORMALIZE_WHITESPACE
+    AdamConfig(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-06, eps_mode='outside',
+               weight_decay=0.0, maximize=False, nonfinite='raise')
     >>> AdamConfig(beta1=1.0)
     Traceback (most recent call last):
     ...
@@ -315,6 +317,10 @@ def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
         "state.v": _tree.flatten_like(state.v, treedef, is_leaf=_is_array, name="state.v"),
         "state.s": _tree.flatten_like(state.s, treedef, is_leaf=_is_array, name="state.s"),
     }
+    for name, xs in {"params": p, **flat}.items():
+        for label, x in zip(treedef.leaf_names(name), xs):
+            if not _is_array(x):
+                raise TypeError(f"{label} must be an array, got {type(x).__name__}: {x!r:.80}")
     xp = array_namespace(*p, *flat["grads"], *flat["state.v"], *flat["state.s"], name="params, grads and state")
     names = treedef.leaf_names("params")
     for name, x in zip(names, p):

@@ -5,13 +5,14 @@
 >>> w, b = np.ones((5, 1)), np.zeros(1)
 >>> opt = Adam([w, b], lr=0.1)
 >>> opt.step([np.ones((5, 1)), -np.ones(1)])
->>> w[0, 0], b[0]          # the caller's own arrays hold the new values
-(0.9, 0.1)
+>>> w.T, b                 # the caller's own arrays hold the new values
+(array([[0.9, 0.9, 0.9, 0.9, 0.9]]), array([0.1]))
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import adam as _adam
 from ._xp import array_namespace, is_writeable

@@ -65,7 +65,7 @@ XP_PARAMS = [
 ]
 
 
-@pytest.fixture(params=XP_PARAMS)
+@pytest.fixture(params=XP_PARAMS, scope="session")
 def xp(request):
     """An array-API namespace: numpy, array_api_strict, torch (CPU, via compat) or cupy (GPU only)."""
     return request.param()
@@ -95,3 +95,24 @@ def airfoil_path() -> Path:
     if not path.is_file():
         pytest.fail(f"airfoil data not found at {path}; set ADAM_NP_AIRFOIL")
     return path
+
+
+_UNEXPECTED_SKIPS: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    """Under ADAM_NP_CI_STRICT_SKIPS=1 (set by .ci/run) only GPU tests may skip."""
+    if os.environ.get("ADAM_NP_CI_STRICT_SKIPS") == "1" and report.skipped and "gpu" not in report.keywords:
+        _UNEXPECTED_SKIPS.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _UNEXPECTED_SKIPS:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _UNEXPECTED_SKIPS:
+        terminalreporter.section("unexpected skips (ADAM_NP_CI_STRICT_SKIPS=1)", red=True)
+        for nodeid in _UNEXPECTED_SKIPS:
+            terminalreporter.line(f"ERROR: skipped: {nodeid}")
