@@ -270,7 +270,7 @@ def plot_trajectories(path: str | os.PathLike, *, rules: dict | None = None, ste
     rows = -(-len(rules) // cols)
     fig = _figure(4.0 * cols, 2.8 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    g1, g2 = np.meshgrid(np.linspace(-5.5, 1.0, 200), np.linspace(-3.0, 3.0, 200))
+    g1, g2 = np.meshgrid(np.linspace(-5.5, 2.0, 200), np.linspace(-3.0, 3.0, 200))
     for ax, (name, rule) in zip(axes, rules.items()):
         pts = trajectory(rule, steps=steps)
         ax.contour(g1, g2, f_2d(g1, g2), levels=12, colors="#1f77b4", linewidths=0.6)
