@@ -52,6 +52,12 @@ class SlotState(NamedTuple):
         Updates taken so far.
     slots : dict of str to list of array
         E.g. ``{"v": [...]}`` for momentum, ``{"s": [...], "delta": [...]}`` for AdaDelta.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> AdaDelta().init([np.ones(2)])
+    SlotState(step=0, slots={'s': [array([0., 0.])], 'delta': [array([0., 0.])]})
     """
 
     step: int

@@ -60,7 +60,13 @@ ENV_CACHE = "ADAM_NP_CACHE"
 
 
 class AirfoilError(ValueError):
-    """The airfoil file is missing, malformed or does not match the published data."""
+    """The airfoil file is missing, malformed or does not match the published data (a ValueError).
+
+    Examples
+    --------
+    >>> issubclass(AirfoilError, ValueError)
+    True
+    """
 
 
 def cache_dir() -> Path:
@@ -293,6 +299,12 @@ class Synthetic(NamedTuple):
         The weights that generated the labels.
     b : float
         The bias that generated the labels.
+
+    Examples
+    --------
+    >>> features, labels, w, b = make_synthetic(n=3, d=2)
+    >>> w.shape, b
+    ((2, 1), 0.5)
     """
 
     features: Any

@@ -53,6 +53,16 @@ class TrainState:
         Loss history and its x-axis (``examples_seen / n``).
     train_seconds : float
         Time spent in updates (evaluation excluded, as the book's timer).
+
+    Examples
+    --------
+    >>> from adam_np.chapter7 import SGD
+    >>> from adam_np.data import make_synthetic
+    >>> X, y, _, _ = make_synthetic(n=30, d=2)
+    >>> state = init_train(SGD(), X, y, seed=0)
+    >>> state = run_train(state, SGD(), X, y, on_step=lambda s: s.batch == 2)   # stop mid-epoch
+    >>> state.epoch, state.batch, state.examples_seen, state.order.shape
+    (0, 2, 20, (30,))
     """
 
     params: list
@@ -85,6 +95,15 @@ class TrainResult:
         Update time per epoch (evaluation excluded).
     params : tuple of array
         Final ``(w, b)``.
+
+    Examples
+    --------
+    >>> from adam_np.chapter7 import SGD
+    >>> from adam_np.data import make_synthetic
+    >>> X, y, _, _ = make_synthetic(n=40, d=2)
+    >>> r = train_ch7(SGD(), X, y, seed=0, eval_every=20)
+    >>> r.optimizer, r.epochs, r.line().startswith("loss: ")
+    ('sgd', (0.0, 0.5, 1.0, 1.5, 2.0), True)
     """
 
     optimizer: str
