@@ -342,12 +342,18 @@ class AdaDelta(_Rule):
 
 @dataclass(frozen=True)
 class AdamRule:
-    r"""Adam as a chapter-7 rule: a thin adapter over :func:`adam_np.init` / :func:`adam_np.update`.
+    r"""Adam as a chapter-7 rule: a thin adapter over the core, :func:`adam_np.update` or :class:`adam_np.Adam`.
 
     Parameters
     ----------
     config : AdamConfig, default ``AdamConfig(lr=0.01, eps=1e-6)``
         The book's scratch settings (β1 = 0.9, β2 = 0.999, ε outside the root).
+    in_place : bool, default False
+        False: pure :func:`adam_np.update`, the state is an :class:`adam_np.AdamState` and nothing is
+        mutated (any array-API library). True: the state is a stateful :class:`adam_np.Adam` over the
+        parameters, whose ``step`` writes the new values into the parameter arrays themselves (NumPy,
+        CuPy, torch without autograd) — the in-place fast path of the package; ``update`` then returns
+        the same arrays it was given.
 
     Examples
     --------
@@ -357,17 +363,26 @@ class AdamRule:
     >>> x, state = rule.update([np.array([3.0])], rule.init(x), x)
     >>> x, state.step                 # first step: -lr * g / (|g| + eps)
     ([array([0.99])], 1)
+    >>> fast = AdamRule(in_place=True)
+    >>> y = [np.array([1.0])]
+    >>> opt = fast.init(y)
+    >>> _ = fast.update([np.array([3.0])], opt, y)
+    >>> y, opt.state.step             # the caller's array holds the new value
+    ([array([0.99])], 1)
     """
 
     config: _adam.AdamConfig = field(default_factory=lambda: _adam.AdamConfig(lr=0.01, eps=1e-6))
+    in_place: bool = False
     name = "adam"
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, _adam.AdamConfig):
             raise TypeError(f"config must be an AdamConfig, got {type(self.config).__name__}")
+        if not isinstance(self.in_place, bool):
+            raise TypeError(f"in_place must be a bool, got {type(self.in_place).__name__}: {self.in_place!r}")
 
-    def init(self, params: list) -> _adam.AdamState:
-        """:func:`adam_np.init` of ``params``.
+    def init(self, params: list) -> Any:
+        """:func:`adam_np.init` of ``params``, or an :class:`adam_np.Adam` over them when ``in_place``.
 
         Parameters
         ----------
@@ -375,24 +390,35 @@ class AdamRule:
 
         Returns
         -------
-        AdamState
+        AdamState or adam_np.Adam
         """
+        if self.in_place:
+            from .optimizer import Adam
+
+            return Adam(list(params), config=self.config)
         return _adam.init(list(params))
 
-    def update(self, grads: list, state: _adam.AdamState, params: list) -> tuple[list, _adam.AdamState]:
-        """:func:`adam_np.update` with this rule's config.
+    def update(self, grads: list, state: Any, params: list) -> tuple[list, Any]:
+        """:func:`adam_np.update` with this rule's config (or ``state.step(grads)`` when ``in_place``).
 
         Parameters
         ----------
         grads : list of array
-        state : AdamState
+        state : AdamState or adam_np.Adam
+            From :meth:`init`.
         params : list of array
+            With ``in_place``, the very arrays :meth:`init` was given.
 
         Returns
         -------
         new_params : list of array
-        new_state : AdamState
+        new_state : AdamState or adam_np.Adam
         """
+        if self.in_place:
+            if not all(p is q for p, q in zip(params, state.params)) or len(params) != len(state.params):
+                raise ValueError("params must be the arrays the in-place state was made for (from init)")
+            state.step(list(grads))
+            return params, state
         return _adam.update(list(grads), state, list(params), self.config)
 
     def hyperparams(self) -> dict:
@@ -418,7 +444,7 @@ def make_optimizer(name: str, **hyper: Any) -> Any:
     name : {"sgd", "momentum", "adagrad", "rmsprop", "adadelta", "adam"}
     **hyper
         Hyper-parameters of that rule; for ``"adam"`` any :class:`adam_np.AdamConfig` field
-        (defaults ``lr=0.01, eps=1e-6``).
+        (defaults ``lr=0.01, eps=1e-6``) and ``in_place`` (see :class:`AdamRule`).
 
     Returns
     -------
@@ -440,6 +466,9 @@ def make_optimizer(name: str, **hyper: Any) -> Any:
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    if name == "adam" and "in_place" in hyper:
+        in_place = hyper.pop("in_place")
+        return AdamRule(make_optimizer("adam", **hyper).config, in_place=in_place)
     if name == "adam":
         allowed = [f.name for f in fields(_adam.AdamConfig)]
         params = {"lr": 0.01, "eps": 1e-6}

@@ -132,3 +132,27 @@ def test_update_validates_before_computing():
     with pytest.raises(TypeError, match=r"params\[0\] must have a real floating dtype"):
         SGD().init([np.ones(2, dtype=int)])
     np.testing.assert_array_equal(x[0], [1.0, 1.0])
+
+
+def test_adam_in_place_equals_pure_and_writes_into_params():
+    params = [np.array([[1.0], [2.0]]), np.array([0.5])]
+    mine = [p.copy() for p in params]
+    pure, fast = AdamRule(), AdamRule(in_place=True)
+    s_pure, opt = pure.init(params), fast.init(mine)
+    x = params
+    for k in range(4):
+        grads = [np.array([[0.3 * k], [-1.0]]), np.array([2.0 - k])]
+        x, s_pure = pure.update(grads, s_pure, x)
+        out, opt = fast.update(grads, opt, mine)
+        assert out[0] is mine[0] and out[1] is mine[1]
+    for a, b in zip(mine, x):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="params must be the arrays the in-place state was made for"):
+        fast.update(grads, opt, [m.copy() for m in mine])
+    with pytest.raises(TypeError, match="in_place must be a bool"):
+        AdamRule(in_place=1)
+
+
+def test_make_optimizer_in_place_adam():
+    rule = make_optimizer("adam", in_place=True, lr=0.1)
+    assert rule.in_place and rule.config.lr == 0.1 and rule.config.eps == 1e-6

@@ -143,3 +143,11 @@ def test_to_dict_is_json_ready(airfoil):
     d = train_ch7(AdamRule(), X, y, seed=0).to_dict()
     assert json.loads(json.dumps(d))["final_loss"] == d["losses"][-1]
     assert len(d["w"]) == 5 and isinstance(d["b"], float)
+
+
+def test_in_place_adam_trains_identically(airfoil):
+    X, y = airfoil
+    pure = train_ch7(AdamRule(), X, y, seed=2)
+    fast = train_ch7(AdamRule(in_place=True), X, y, seed=2)
+    assert fast.losses == pure.losses
+    np.testing.assert_array_equal(fast.params[0], pure.params[0])
