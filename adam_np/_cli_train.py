@@ -103,7 +103,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
         data = make_synthetic(seed=0 if args.seed is None else args.seed, xp=xp)
         return data.features, data.labels
     try:
-        return get_data_ch7(args.data_path, xp=xp)
+        return get_data_ch7(args.data_path, xp=xp, progressbar=not getattr(args, "quiet", False))
     except (AirfoilError, FileNotFoundError) as exc:
         parser.error(f"argument --data: {exc}")
 

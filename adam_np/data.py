@@ -250,7 +250,7 @@ def _namespace(xp: Any) -> Any:
 
 
 def get_data_ch7(path: str | os.PathLike | None = None, n: int = 1500, *, dtype: Any = None,
-                 xp: Any = None) -> tuple[Any, Any]:
+                 xp: Any = None, progressbar: bool = True) -> tuple[Any, Any]:
     r"""The book's ``get_data_ch7``: standardized airfoil features and labels.
 
     Every column :math:`j` is standardized over all 1503 rows, :math:`z_{ij} = (a_{ij} - \bar a_j)/\sigma_j`
@@ -266,6 +266,8 @@ def get_data_ch7(path: str | os.PathLike | None = None, n: int = 1500, *, dtype:
         Default ``xp.float32`` (as the book).
     xp : namespace, optional
         Array-API namespace of the result; default NumPy (``array_api_compat.numpy``).
+    progressbar : bool, default True
+        Show a progress bar if the file has to be downloaded.
 
     Returns
     -------
@@ -281,7 +283,7 @@ def get_data_ch7(path: str | os.PathLike | None = None, n: int = 1500, *, dtype:
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= AIRFOIL_ROWS:
         raise ValueError(f"n must be an int in [1, {AIRFOIL_ROWS}], got {n!r}")
     xp = _namespace(xp)
-    data = load_airfoil(path)
+    data = load_airfoil(path, progressbar=progressbar)
     data = (data - data.mean(axis=0)) / data.std(axis=0)
     dtype = xp.float32 if dtype is None else dtype
     data = xp.asarray(np.ascontiguousarray(data[:n]), dtype=dtype)

@@ -149,6 +149,7 @@ def test_download_unzips_checks_and_caches(no_env, serve, raw, tmp_path, airfoil
     values = D.load_airfoil(progressbar=False)
     np.testing.assert_array_equal(values, np.loadtxt(airfoil_path))
     assert calls[0]["url"] == D.AIRFOIL_URL and calls[0]["path"].parent == no_env
+    assert calls[0]["progressbar"] is False
     assert sorted(p.name for p in no_env.iterdir()) == [D.AIRFOIL_FILENAME]  # temp folder removed
     assert (no_env / D.AIRFOIL_FILENAME).read_bytes() == raw
     D.load_airfoil()  # second call: from the cache, no download
@@ -231,3 +232,28 @@ def test_make_synthetic_seeded(xp):
 def test_make_synthetic_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         D.make_synthetic(**kwargs)
+
+
+def test_download_shows_progress_by_default(no_env, serve, raw, tmp_path):
+    calls = serve(_zip(tmp_path, raw))
+    D.get_data_ch7()
+    assert calls[0]["progressbar"] is True
+
+
+def test_cli_quiet_download_has_no_progress_bar(no_env, serve, raw, tmp_path, capsys):
+    from adam_np.cli import main
+
+    calls = serve(_zip(tmp_path, raw))
+    assert main(["train", "--data", "airfoil", "--quiet", "--epochs", "1"]) == 0
+    assert calls[0]["progressbar"] is False and (no_env / D.AIRFOIL_FILENAME).is_file()
+
+
+def test_cli_offline_error(no_env, serve, capsys):
+    from adam_np.cli import main
+
+    serve(None, error=OSError("network unreachable"))
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--data", "airfoil", "--quiet"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --data: could not download" in err and str(no_env / D.AIRFOIL_FILENAME) in err
