@@ -273,10 +273,12 @@ def run_train(state: TrainState, optimizer: Any, features: Any, labels: Any, bat
         if state.order is None:
             state.order = state.rng.permutation(n)
         order = xp.asarray(state.order) if device is None else xp.asarray(state.order, device=device)
+        # One gather per epoch; each mini-batch is then a contiguous slice of the shuffled copy.
+        shuffled_X, shuffled_y = xp.take(features, order, axis=0), xp.take(labels, order, axis=0)
         while state.batch < batches:
             start = clock()
-            idx = order[state.batch * batch_size:(state.batch + 1) * batch_size]
-            X, y = xp.take(features, idx, axis=0), xp.take(labels, idx, axis=0)
+            lo, hi = state.batch * batch_size, (state.batch + 1) * batch_size
+            X, y = shuffled_X[lo:hi, ...], shuffled_y[lo:hi]
             grads = _grad_squared_loss(X, y, params[0], params[1], xp=xp)
             params, opt_state = optimizer.update(list(grads), opt_state, params)
             before = state.examples_seen
