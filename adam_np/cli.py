@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 
@@ -39,6 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _COMMANDS: list = []
+
+
+def _add_train(subparsers: Any) -> None:
+    from ._cli_train import add_train
+
+    add_train(subparsers)
+
+
+def _add_plot(subparsers: Any) -> None:
+    from ._cli_train import add_plot
+
+    add_plot(subparsers)
+
+
+_COMMANDS += [_add_train, _add_plot]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
