@@ -257,9 +257,10 @@ def read(path: Any) -> Checkpoint:
     """
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise CheckpointError(f"checkpoint {path!r} is a .npy array, not an .npz checkpoint")
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise CheckpointError(f"checkpoint {path!r} is a .npy array, not an .npz checkpoint")
+        with z:
             members = {k: z[k] for k in z.files}
     except CheckpointError:
         raise
