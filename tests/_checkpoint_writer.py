@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adam_np import Adam, AdamState, checkpoint  # noqa: E402
+from adam_np import Adam, AdamState, checkpoint
 
 SHAPES = ((192, 256), (300,))
 

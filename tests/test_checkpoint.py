@@ -19,7 +19,7 @@ from adam_np import Adam, AdamState, checkpoint
 from adam_np.checkpoint import CheckpointError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _checkpoint_writer as writer  # noqa: E402
+import _checkpoint_writer as writer
 
 KILL_COUNT = int(os.environ.get("ADAM_NP_KILL_COUNT", "100"))
 

@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import normwise_rel_err, to_numpy
 
 import adam_np
 from adam_np import Adam, AdamConfig, init, update
-
-from conftest import normwise_rel_err, to_numpy
 
 
 def _snapshot(tree):
