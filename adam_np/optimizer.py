@@ -178,7 +178,7 @@ class Adam:
         if unknown:
             raise ValueError(f"state_dict['config'] has unknown fields {sorted(map(str, unknown))}")
         config = _adam.AdamConfig(**cfg)
-        step = _adam._check_step(state_dict["step"], "state_dict['step']")
+        step = _adam._check_step(state_dict["step"], "state_dict['step']", limit=_adam.INT64_MAX - 1)
         skipped = _adam._check_step(state_dict.get("skipped", 0), "state_dict['skipped']")
         lists = {}
         for key in ("v", "s", "master"):
