@@ -224,7 +224,7 @@ def to_torch_state_dict(optimizer: Adam) -> dict:
     if config.eps_mode != "outside":
         raise ValueError(f"config.eps_mode is {config.eps_mode!r}: torch.optim.Adam only has 'outside'")
     if callable(config.lr):
-        raise ValueError("config.lr is a schedule: torch keeps lr as a number in param_groups")
+        raise ValueError("config.lr is a schedule: torch keeps lr as a number in param_groups")  # noqa: TRY004
     if state.master is not None:
         raise ValueError("state.master (mixed-precision master copy) has no torch.optim.Adam counterpart")
     step = int(state.step)

@@ -80,7 +80,7 @@ def test_round_trip_is_exact_and_torch_tensors_work():
 
 
 def test_fresh_torch_optimizer_imports_as_step_zero():
-    ps, topt = _torch_opt([np.ones(3)], lr=0.5)
+    _, topt = _torch_opt([np.ones(3)], lr=0.5)
     opt = from_torch_state_dict(topt.state_dict(), [np.ones(3)])
     assert opt.state.step == 0 and not opt.state.v[0].any() and opt.config.lr == 0.5
     assert to_torch_state_dict(opt)["state"] == {}
