@@ -272,8 +272,8 @@ def init(params: Any, *, moment_dtype: Any = None, master: bool | None = None) -
     ``use_fp32_update``: :func:`update` computes in float32 on the float32 master copy
     :math:`x^{32}` and hands back :math:`\operatorname{round}_{16}(x^{32}_t)`. Without a master
     copy (``master=False``) each step starts from the rounded parameter, so an update smaller
-    than half a float16 ulp (:math:`2^{-11}|x|`) is lost: with ``lr=1e-3`` a float16 parameter
-    :math:`|x| \ge 4` would never move.
+    than half a float16 ulp (about :math:`2^{-11}|x|`) is lost: with ``lr=1e-3`` a float16
+    parameter :math:`|x| > 4` would never move.
 
     Examples
     --------
