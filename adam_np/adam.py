@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, NamedTuple, Union
 
 from . import _tree
-from ._xp import array_namespace, is_real_floating
+from ._xp import array_namespace, backend_name, is_real_floating
 
 __all__ = [
-    "AdamConfig",
-    "AdamState",
     "EPS_MODES",
     "NONFINITE_POLICIES",
+    "AdamConfig",
+    "AdamState",
     "all_finite",
     "bias_corrections",
     "init",
@@ -378,8 +379,12 @@ def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
     }
     if state.master is not None:
         flat["state.master"] = _tree.flatten_like(state.master, treedef, is_leaf=_is_array, name="state.master")
+    ref = backend_name(array_namespace(*p, name="params") and p[0])
     for name, xs in flat.items():  # each container's own library first, so the message names it
         array_namespace(*xs, name=name)
+        if backend_name(xs[0]) != ref:
+            raise TypeError(f"{name} holds {backend_name(xs[0])} arrays but params holds {ref} arrays; "
+                            "pass arrays of a single library")
     xp = array_namespace(*p, *(x for xs in flat.values() for x in xs), name="params, grads and state")
     names = treedef.leaf_names("params")
     for name, x in zip(names, p):
@@ -507,11 +512,14 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         new_p.append(_cast(x_c, x.dtype, xp))
         new_v.append(_cast(v_c, v.dtype, xp))
         new_s.append(_cast(s_c, s.dtype, xp))
-        new_m.append(x_c)
+        new_m.append(_cast(x_c, x_c.dtype, xp))
     unflatten = leaves.treedef.unflatten
     master = None if leaves.master is None else unflatten(new_m)
     return unflatten(new_p), AdamState(t, unflatten(new_v), unflatten(new_s), int(state.skipped), master)
 
 
 def _cast(x: Any, dtype: Any, xp: Any) -> Any:
+    """``x`` as an array of ``dtype``; NumPy's 0-d arithmetic returns scalars, made 0-d arrays again."""
+    if x.ndim == 0:
+        x = xp.asarray(x)
     return x if x.dtype == dtype else xp.astype(x, dtype)

@@ -270,18 +270,28 @@ def read(path: Any) -> Checkpoint:
         raise CheckpointError(
             f"checkpoint {path!r} is not a readable .npz file (truncated or corrupt): {type(exc).__name__}: {exc}"
         ) from None
+    if not all(isinstance(a, np.ndarray) for a in members.values()):  # NpzFile hands non-.npy members as bytes
+        raise CheckpointError(f"checkpoint {path!r} has members that are not .npy arrays: the file is corrupt")
     if "meta" not in members or "sha256" not in members:
         raise CheckpointError(f"checkpoint {path!r} has no 'meta'/'sha256' members: not an adam_np checkpoint")
     meta_bytes = members.pop("meta").tobytes()
     digest = members.pop("sha256").tobytes().decode("ascii", errors="replace")
     if _checksum(members, meta_bytes) != digest:
         raise CheckpointError(f"checkpoint {path!r} fails its sha256 check: the file is corrupt")
-    meta = json.loads(meta_bytes.decode("utf-8"))
+    try:
+        meta = json.loads(meta_bytes.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CheckpointError(f"checkpoint {path!r} has unreadable metadata: {exc}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path!r} has metadata that is not a JSON object")
     if meta.get("format") != _FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path!r} has format {meta.get('format')!r} version {meta.get('version')!r}, "
             f"expected {_FORMAT_NAME!r} version {FORMAT_VERSION}"
         )
+    required = {"step", "skipped", "n_params", "master", "config", "rng", "extra"}
+    if not required <= set(meta) or not isinstance(meta["n_params"], int) or not isinstance(meta["config"], dict):
+        raise CheckpointError(f"checkpoint {path!r} has incomplete metadata (needs {sorted(required)})")
     n = meta["n_params"]
     groups = {}
     for key in ("param", "v", "s", "master"):
