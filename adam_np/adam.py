@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple, Union
+from typing import Any, Callable, NamedTuple, Union
 
 from . import _tree
 from ._xp import array_namespace, backend_name, is_real_floating
 
 __all__ = [
-    "EPS_MODES",
-    "NONFINITE_POLICIES",
     "AdamConfig",
     "AdamState",
+    "EPS_MODES",
+    "NONFINITE_POLICIES",
     "all_finite",
     "bias_corrections",
     "init",
@@ -379,7 +378,8 @@ def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
     }
     if state.master is not None:
         flat["state.master"] = _tree.flatten_like(state.master, treedef, is_leaf=_is_array, name="state.master")
-    ref = backend_name(array_namespace(*p, name="params") and p[0])
+    array_namespace(*p, name="params")
+    ref = backend_name(p[0])
     for name, xs in flat.items():  # each container's own library first, so the message names it
         array_namespace(*xs, name=name)
         if backend_name(xs[0]) != ref:
@@ -480,6 +480,11 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
     Hyper-parameters enter as Python floats, so float32 inputs give float32 outputs. The
     whole step is validated first; with ``nonfinite="skip"`` a non-finite gradient anywhere
     returns the inputs unchanged (``state.skipped`` + 1, ``state.step`` unchanged).
+
+    Mixed precision: each array is computed in the wider of its parameter and moment dtypes
+    (float32 for float16/bfloat16 parameters with the default moments of :func:`init`), on
+    ``state.master`` when the state holds one; the new parameters are rounded back to their
+    own dtype, the moments stored in theirs. With equal dtypes nothing is cast.
 
     Examples
     --------

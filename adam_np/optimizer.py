@@ -11,8 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Sequence
 
 from . import adam as _adam
 from ._xp import array_namespace, is_writeable
