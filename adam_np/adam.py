@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 from . import _tree
-from ._xp import array_namespace, is_real_floating
+from ._xp import array_namespace, backend_name, is_real_floating
 
 __all__ = [
     "AdamConfig",
@@ -193,12 +193,17 @@ class AdamState(NamedTuple):
         Second moment (moving average of squared gradients).
     skipped : int
         Steps skipped because of non-finite gradients (``nonfinite="skip"``).
+    master : container of arrays or None
+        Mixed precision: a copy of the parameters in the compute dtype (e.g. float32 for
+        float16 parameters), updated instead of the rounded parameters; None when the
+        parameters are their own master copy. See :func:`init`.
     """
 
     step: int
     v: Any
     s: Any
     skipped: int = 0
+    master: Any = None
 
 
 def bias_corrections(beta1: float, beta2: float, step: int) -> tuple[float, float]:
@@ -237,13 +242,21 @@ def _flatten(tree: Any, name: str):
     return _tree.flatten(tree, is_leaf=_is_array, name=name)
 
 
-def init(params: Any) -> AdamState:
-    """Initial state for ``params``: step 0 and zero moments of the same shape and dtype.
+def init(params: Any, *, moment_dtype: Any = None, master: bool | None = None) -> AdamState:
+    r"""Initial state for ``params``: step 0 and zero moments of the same shape.
 
     Parameters
     ----------
     params : array or list/tuple/dict of arrays
         The parameters (any array-API library, real floating dtype).
+    moment_dtype : dtype, optional
+        Dtype of the moments :math:`v, s` (a real floating dtype of the parameters' library).
+        Default: float32 for parameters narrower than 32 bits (float16, bfloat16), the
+        parameter's own dtype otherwise.
+    master : bool, optional
+        Keep a master copy of the parameters in the compute dtype (the wider of parameter and
+        moment dtype) in ``state.master``. Default: True exactly when some parameter is
+        narrower than its compute dtype (mixed precision).
 
     Returns
     -------
@@ -252,7 +265,17 @@ def init(params: Any) -> AdamState:
     Raises
     ------
     TypeError
-        If ``params`` holds non-arrays, arrays of several libraries, or integer arrays.
+        If ``params`` holds non-arrays, arrays of several libraries, or integer arrays, or
+        ``moment_dtype`` is not a real floating dtype of that library.
+
+    Notes
+    -----
+    Mixed precision (float16/bfloat16 parameters) follows torch AMP and Chainer's
+    ``use_fp32_update``: :func:`update` computes in float32 on the float32 master copy
+    :math:`x^{32}` and hands back :math:`\operatorname{round}_{16}(x^{32}_t)`. Without a master
+    copy (``master=False``) each step starts from the rounded parameter, so an update smaller
+    than half a float16 ulp (about :math:`2^{-11}|x|`) is lost: with ``lr=1e-3`` a float16
+    parameter :math:`|x| > 4` would never move.
 
     Examples
     --------
@@ -260,15 +283,43 @@ def init(params: Any) -> AdamState:
     >>> state = init([np.ones(2), np.ones(1)])
     >>> state.step, state.v
     (0, [array([0., 0.]), array([0.])])
+    >>> half = init(np.ones(2, dtype=np.float16))
+    >>> half.v.dtype, half.master.dtype
+    (dtype('float32'), dtype('float32'))
     """
     leaves, treedef = _flatten(params, "params")
     names = treedef.leaf_names("params")
     xp = array_namespace(*leaves, name="params")
     for name, x in zip(names, leaves):
         _check_floating(name, x, xp)
-    return AdamState(
-        0, treedef.unflatten([xp.zeros_like(x) for x in leaves]), treedef.unflatten([xp.zeros_like(x) for x in leaves])
-    )
+    if master is not None and not isinstance(master, bool):
+        raise TypeError(f"master must be None or a bool, got {type(master).__name__}: {master!r}")
+    mdtypes = [_moment_dtype(x, moment_dtype, xp) for x in leaves]
+    v = [xp.zeros(x.shape, dtype=dt, device=_device(x)) for x, dt in zip(leaves, mdtypes)]
+    s = [xp.zeros(x.shape, dtype=dt, device=_device(x)) for x, dt in zip(leaves, mdtypes)]
+    cdtypes = [xp.result_type(x.dtype, dt) for x, dt in zip(leaves, mdtypes)]
+    if master is None:
+        master = any(c != x.dtype for x, c in zip(leaves, cdtypes))
+    copies = [xp.astype(x, c, copy=True) for x, c in zip(leaves, cdtypes)] if master else None
+    unflatten = treedef.unflatten
+    return AdamState(0, unflatten(v), unflatten(s), 0, None if copies is None else unflatten(copies))
+
+
+def _device(x: Any) -> Any:
+    return getattr(x, "device", None)
+
+
+def _moment_dtype(x: Any, moment_dtype: Any, xp: Any) -> Any:
+    """The moment dtype for parameter ``x``: ``moment_dtype`` checked, or the default."""
+    if moment_dtype is None:
+        return xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
+    try:
+        probe = xp.zeros((), dtype=moment_dtype)
+    except (TypeError, ValueError, AttributeError, RuntimeError):
+        raise TypeError(f"moment_dtype must be a dtype of {xp.__name__}, got {moment_dtype!r}") from None
+    if not is_real_floating(probe, xp):
+        raise TypeError(f"moment_dtype must be a real floating dtype, got {moment_dtype!r}")
+    return probe.dtype
 
 
 def _check_floating(name: str, x: Any, xp: Any) -> None:
@@ -276,21 +327,30 @@ def _check_floating(name: str, x: Any, xp: Any) -> None:
         raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
 
 
-def _check_step(step: Any, name: str = "state.step") -> int:
+INT64_MAX = 2**63 - 1
+
+
+def _check_step(step: Any, name: str = "state.step", *, limit: int = INT64_MAX) -> int:
+    """``step`` as a Python int in [0, limit]: int64 semantics; bool, float and arrays rejected."""
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(step).__name__}: {step!r}")
+        raise TypeError(f"{name} must be an int (Python int or NumPy integer), got {type(step).__name__}: {step!r:.80}")
+    step = int(step)
     if step < 0:
         raise ValueError(f"{name} must be >= 0, got {step!r}")
-    return int(step)
+    if step > limit:
+        raise ValueError(f"{name} must be <= {limit} (int64 counter), got {step!r}")
+    return step
 
 
-def _check_leaves(xs: list, names: list[str], ref: list, ref_names: list[str]) -> None:
-    """Each ``xs[i]`` must have the shape and dtype of ``ref[i]``."""
-    for name, x, ref_name, r in zip(names, xs, ref_names, ref):
+def _check_leaves(xs: list, names: list[str], ref: list, ref_names: list[str], *, dtypes: list | None = None) -> None:
+    """Each ``xs[i]`` must have the shape of ``ref[i]`` and the dtype ``dtypes[i]`` (default ``ref[i].dtype``)."""
+    for i, (name, x, ref_name, r) in enumerate(zip(names, xs, ref_names, ref)):
         if tuple(x.shape) != tuple(r.shape):
             raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(r.shape)} as {ref_name}")
-        if x.dtype != r.dtype:
+        if dtypes is None and x.dtype != r.dtype:
             raise TypeError(f"{name} has dtype {x.dtype}, expected {r.dtype} as {ref_name}")
+        if dtypes is not None and x.dtype != dtypes[i]:
+            raise TypeError(f"{name} has dtype {x.dtype}, expected {dtypes[i]}")
 
 
 class _Leaves(NamedTuple):
@@ -303,6 +363,7 @@ class _Leaves(NamedTuple):
     v: list
     s: list
     step: int
+    master: list | None = None
 
 
 def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
@@ -317,18 +378,36 @@ def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
         "state.v": _tree.flatten_like(state.v, treedef, is_leaf=_is_array, name="state.v"),
         "state.s": _tree.flatten_like(state.s, treedef, is_leaf=_is_array, name="state.s"),
     }
+    if state.master is not None:
+        flat["state.master"] = _tree.flatten_like(state.master, treedef, is_leaf=_is_array, name="state.master")
     for name, xs in {"params": p, **flat}.items():
         for label, x in zip(treedef.leaf_names(name), xs):
             if not _is_array(x):
                 raise TypeError(f"{label} must be an array, got {type(x).__name__}: {x!r:.80}")
-    xp = array_namespace(*p, *flat["grads"], *flat["state.v"], *flat["state.s"], name="params, grads and state")
+    array_namespace(*p, name="params")
+    ref = backend_name(p[0])
+    for name, xs in flat.items():  # each container's own library first, so the message names it
+        array_namespace(*xs, name=name)
+        if backend_name(xs[0]) != ref:
+            raise TypeError(f"{name} holds {backend_name(xs[0])} arrays but params holds {ref} arrays; "
+                            "pass arrays of a single library")
+    xp = array_namespace(*p, *(x for xs in flat.values() for x in xs), name="params, grads and state")
     names = treedef.leaf_names("params")
     for name, x in zip(names, p):
         _check_floating(name, x, xp)
-    for name, xs in flat.items():
-        _check_leaves(xs, treedef.leaf_names(name), p, names)
-    step = _check_step(state.step)
-    return _Leaves(xp, treedef, p, flat["grads"], flat["state.v"], flat["state.s"], step)
+    _check_leaves(flat["grads"], treedef.leaf_names("grads"), p, names)
+    v_names = treedef.leaf_names("state.v")
+    for name, x in zip(v_names, flat["state.v"]):
+        _check_floating(name, x, xp)
+    moment_dtypes = [v.dtype for v in flat["state.v"]]  # any real floating dtype (mixed precision)
+    _check_leaves(flat["state.v"], v_names, p, names, dtypes=moment_dtypes)
+    _check_leaves(flat["state.s"], treedef.leaf_names("state.s"), p, names, dtypes=moment_dtypes)
+    if state.master is not None:
+        compute = [xp.result_type(x.dtype, dt) for x, dt in zip(p, moment_dtypes)]
+        _check_leaves(flat["state.master"], treedef.leaf_names("state.master"), p, names, dtypes=compute)
+    step = _check_step(state.step, limit=INT64_MAX - 1)
+    _check_step(state.skipped, "state.skipped", limit=INT64_MAX - 1)
+    return _Leaves(xp, treedef, p, flat["grads"], flat["state.v"], flat["state.s"], step, flat.get("state.master"))
 
 
 def all_finite(arrays: list, *, xp: Any) -> bool:
@@ -408,6 +487,11 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
     whole step is validated first; with ``nonfinite="skip"`` a non-finite gradient anywhere
     returns the inputs unchanged (``state.skipped`` + 1, ``state.step`` unchanged).
 
+    Mixed precision: each array is computed in the wider of its parameter and moment dtypes
+    (float32 for float16/bfloat16 parameters with the default moments of :func:`init`), on
+    ``state.master`` when the state holds one; the new parameters are rounded back to their
+    own dtype, the moments stored in theirs. With equal dtypes nothing is cast.
+
     Examples
     --------
     >>> import numpy as np
@@ -427,11 +511,26 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
                 f"grads contain NaN or inf at step {t}; nothing was updated "
                 "(use nonfinite='skip' to skip such steps or 'propagate' to apply them)"
             )
-        return params, state._replace(skipped=state.skipped + 1)
-    new = [
-        _adam_leaf(x, g, v, s, config, lr, t, xp=xp)
-        for x, g, v, s in zip(leaves.params, leaves.grads, leaves.v, leaves.s)
-    ]
+        return params, state._replace(step=leaves.step, skipped=int(state.skipped) + 1)
+    masters = leaves.master if leaves.master is not None else [None] * len(leaves.params)
+    new_p, new_v, new_s, new_m = [], [], [], []
+    for x, g, v, s, m in zip(leaves.params, leaves.grads, leaves.v, leaves.s, masters):
+        # Mixed precision: compute in the wider of the parameter and moment dtypes, on the
+        # master copy when there is one; without casts this is exactly _adam_leaf.
+        c = xp.result_type(x.dtype, v.dtype)
+        x_c = m if m is not None else _cast(x, c, xp)
+        x_c, v_c, s_c = _adam_leaf(x_c, _cast(g, c, xp), _cast(v, c, xp), _cast(s, c, xp), config, lr, t, xp=xp)
+        new_p.append(_cast(x_c, x.dtype, xp))
+        new_v.append(_cast(v_c, v.dtype, xp))
+        new_s.append(_cast(s_c, s.dtype, xp))
+        new_m.append(_cast(x_c, x_c.dtype, xp))
     unflatten = leaves.treedef.unflatten
-    new_params = unflatten([n[0] for n in new])
-    return new_params, AdamState(t, unflatten([n[1] for n in new]), unflatten([n[2] for n in new]), state.skipped)
+    master = None if leaves.master is None else unflatten(new_m)
+    return unflatten(new_p), AdamState(t, unflatten(new_v), unflatten(new_s), int(state.skipped), master)
+
+
+def _cast(x: Any, dtype: Any, xp: Any) -> Any:
+    """``x`` as an array of ``dtype``; NumPy's 0-d arithmetic returns scalars, made 0-d arrays again."""
+    if x.ndim == 0:
+        x = xp.asarray(x)
+    return x if x.dtype == dtype else xp.astype(x, dtype)

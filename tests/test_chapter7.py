@@ -9,6 +9,7 @@ import pytest
 
 import adam_np
 from adam_np.chapter7 import OPTIMIZERS, SGD, AdaDelta, AdaGrad, AdamRule, Momentum, RMSProp, make_optimizer
+
 from conftest import to_numpy
 
 GRADS = [0.3, -1.2, 2.0, 0.05, -0.7]

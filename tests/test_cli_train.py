@@ -12,6 +12,7 @@ import pytest
 
 from adam_np import _cli_train
 from adam_np.cli import main
+
 from conftest import CUPY_AVAILABLE, REPO_ROOT
 
 LINE = re.compile(r"^loss: \d+\.\d{6}, \d+\.\d{6} sec per epoch\n$")

@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 import adam_np
 from adam_np import AdamConfig, bias_corrections
+
 from conftest import to_numpy
 
 betas = st.floats(0.0, 0.9999, exclude_max=False)

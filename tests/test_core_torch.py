@@ -14,6 +14,7 @@ import torch
 
 import adam_np
 from adam_np import AdamConfig
+
 from conftest import normwise_rel_err
 
 SHAPES = [(7,), (5, 1), (3, 4, 2)]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from adam_np import data as D
+
 from conftest import to_numpy
 
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adam_np.linreg import grad_squared_loss, linreg, squared_loss
+
 from conftest import to_numpy
 
 

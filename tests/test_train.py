@@ -8,6 +8,7 @@ import pytest
 from adam_np.chapter7 import OPTIMIZERS, SGD, AdamRule, make_optimizer
 from adam_np.data import get_data_ch7, make_synthetic
 from adam_np.train import init_train, result_of, run_train, train_ch7
+
 from conftest import to_numpy
 
 
