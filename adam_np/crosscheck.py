@@ -223,11 +223,14 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     itype = {4: np.int32, 8: np.int64}[a.dtype.itemsize]
     mask = itype(np.iinfo(itype).max)
 
-    def ordered(x):
+    def ordered(x):  # integers in the order of the floats, -0.0 and +0.0 both 0
         i = np.ascontiguousarray(x).view(itype)
-        return np.where(i < 0, -(i & mask), i).astype(np.float64)
+        return np.where(i < 0, -(i & mask), i)
 
-    return np.abs(ordered(a) - ordered(b))
+    ia, ib = ordered(a), ordered(b)
+    same = (ia >= 0) == (ib >= 0)  # exact integer difference; across zero add magnitudes (no overflow)
+    exact = np.abs(np.where(same, ia, 0) - np.where(same, ib, 0)).astype(np.float64)
+    return np.where(same, exact, np.abs(ia).astype(np.float64) + np.abs(ib).astype(np.float64))
 
 
 def _compare(framework: str, variant: str, traj: np.ndarray, ref: np.ndarray, windows: int, tol: float) -> list[Row]:
