@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import normwise_rel_err
 
 from adam_np import AdamConfig, presets
 from adam_np.crosscheck import problem, run_adam_np
-from conftest import normwise_rel_err
 
 STEPS, N = 1000, 200
 

@@ -6,13 +6,13 @@ import jax
 import numpy as np
 import optax
 import pytest
+from conftest import normwise_rel_err
 
 from adam_np import presets
 from adam_np.crosscheck import FRAMEWORKS, crosscheck, problem, run_adam_np
-from conftest import normwise_rel_err
 
 jax.config.update("jax_enable_x64", True)
-import jax.numpy as jnp  # noqa: E402
+import jax.numpy as jnp
 
 STEPS, N = 1000, 200
 

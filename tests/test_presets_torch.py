@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import normwise_rel_err
 
 from adam_np import presets
 from adam_np.crosscheck import FRAMEWORKS, crosscheck, problem, run_adam_np
-from conftest import normwise_rel_err
 
 STEPS, N = 1000, 200
 
