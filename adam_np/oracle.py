@@ -25,11 +25,12 @@ Examples
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .adam import AdamConfig
+from .adam import AdamConfig, bias_corrections
 
 __all__ = ["DIGITS", "OracleStep", "adam_step", "ulp_errors"]
 
@@ -73,7 +74,8 @@ def _mp():
     return mpmath
 
 
-def adam_step(x: Any, g: Any, v: Any, s: Any, step: int, config: AdamConfig, *, digits: int = DIGITS) -> OracleStep:
+def adam_step(x: Any, g: Any, v: Any, s: Any, step: int, config: AdamConfig, *, digits: int = DIGITS,
+              coefficients: str = "exact") -> OracleStep:
     """One step of Algorithm 1 (plain Adam, any ``eps_mode``) in ``digits``-digit arithmetic.
 
     Parameters
@@ -87,6 +89,12 @@ def adam_step(x: Any, g: Any, v: Any, s: Any, step: int, config: AdamConfig, *, 
         A plain-Adam config (:attr:`AdamConfig.is_plain_adam`, or decoupled weight decay); hyper-parameters are
         taken at their exact double value, a schedule ``lr`` is evaluated at ``step``.
     digits : int, default 50
+    coefficients : {"exact", "float64"}, default "exact"
+        ``"exact"``: :math:`1-\beta^t` and :math:`\alpha_t` in ``digits`` digits (Algorithm 1 itself).
+        ``"float64"``: the per-step Python-float coefficients exactly as adam_np computes them
+        (:func:`adam_np.bias_corrections`, ``eps_hat``'s :math:`\alpha_t`), so that only the array
+        arithmetic is judged. They differ most where :math:`1-\beta_2^t` cancels (small t, β2 near 1:
+        at t = 2, β2 = 0.999 the float64 :math:`1-\beta_2^2` carries a relative error of ~1e-14).
 
     Returns
     -------
@@ -102,13 +110,22 @@ def adam_step(x: Any, g: Any, v: Any, s: Any, step: int, config: AdamConfig, *, 
                          f" and eps_root={config.eps_root!r}")
     if int(step) < 1:
         raise ValueError(f"step must be >= 1, got {step!r}")
+    if coefficients not in ("exact", "float64"):
+        raise ValueError(f"coefficients must be 'exact' or 'float64', got {coefficients!r}")
     mp = _mp()
     ctx = mp.mp.clone()
     ctx.dps = digits
     f = ctx.mpf
     b1, b2, eps, lam = f(config.beta1), f(config.beta2), f(config.eps), f(config.weight_decay)
-    lr = f(config.lr_at(int(step)))
-    bc1, bc2 = 1 - b1 ** int(step), 1 - b2 ** int(step)
+    lr_float = config.lr_at(int(step))
+    lr = f(lr_float)
+    if coefficients == "exact":
+        bc1, bc2 = 1 - b1 ** int(step), 1 - b2 ** int(step)
+        alpha = lr * ctx.sqrt(bc2) / bc1
+    else:
+        bc1_float, bc2_float = bias_corrections(config.beta1, config.beta2, int(step))
+        bc1, bc2 = f(bc1_float), f(bc2_float)
+        alpha = f(lr_float * math.sqrt(bc2_float) / bc1_float)
     out: dict[str, list] = {k: [] for k in OracleStep._fields}
     arrays = [np.asarray(a, dtype=np.float64).ravel() for a in (x, g, v, s)]  # float32 -> float64 is exact
     for xi, gi, vi, si in zip(*arrays):
@@ -125,7 +142,6 @@ def adam_step(x: Any, g: Any, v: Any, s: Any, step: int, config: AdamConfig, *, 
         v_abs = b1 * abs(vi) + (1 - b1) * abs(gi)
         if config.eps_mode == "hat":
             den = ctx.sqrt(sn) + eps
-            alpha = lr * ctx.sqrt(bc2) / bc1
             dx, dx_abs = alpha * vn / den, alpha * v_abs / den
         else:
             s_hat = sn / bc2
