@@ -26,8 +26,8 @@ import numpy as np
 from . import presets
 from .adam import init, update
 
-__all__ = ["FRAMEWORKS", "TOLERANCES", "Row", "crosscheck", "format_table", "problem", "run_adam_np",
-           "run_optax", "run_torch", "ulp_distance"]
+__all__ = ["FRAMEWORKS", "TOLERANCES", "Row", "crosscheck", "format_table", "preset_differences", "problem",
+           "run_adam_np", "run_optax", "run_torch", "ulp_distance"]
 
 TOLERANCES = {"float64": 1e-12, "float32": 1e-5}
 """Normwise relative tolerance per dtype (max|Δx|/max|x_ref| at every step)."""
@@ -337,3 +337,57 @@ def format_table(rows: Sequence[Row], dtype: str = "float64") -> str:
         lines.append(f"| {r.framework} | {r.variant} | {r.steps} | {num or f'{r.max_abs:.1e}'} | "
                      f"{num or f'{r.max_rel:.1e}'} | {ulp} | {r.tol:.0e} | {r.status} |")
     return "\n".join(lines)
+
+
+def preset_differences(dtype: str = "float32", steps: int = 1000, n: int = 256, seed: int = 0,
+                       lr: float = 1e-2) -> list[tuple]:
+    """How far the frameworks' conventions drift apart: presets run against each other, no framework needed.
+
+    For every variant two or more frameworks have, each preset is compared with the torch preset (or,
+    for Yogi, optax's) on :func:`problem`: once with each framework's defaults (ε, λ...), once with
+    ε = 1e-8 and λ = 1e-2 for all, which leaves only the differences in the formulas and the order of
+    operations. Also each preset in ``dtype`` against itself in float64 (its own rounding drift).
+
+    Parameters
+    ----------
+    dtype : {"float32", "float64"}
+    steps, n, seed : int
+    lr : float
+
+    Returns
+    -------
+    list of tuple
+        ``(variant, framework, reference framework, rel. diff. with defaults, rel. diff. aligned,
+        rel. diff. from its own float64 run)``: the largest normwise relative difference over the steps.
+
+    Examples
+    --------
+    >>> rows = preset_differences(steps=20, n=8)
+    >>> [r[:3] for r in rows if r[0] == "amsgrad"]
+    [('amsgrad', 'optax', 'torch'), ('amsgrad', 'keras', 'torch')]
+    """
+    x0, grads = problem(n, steps, dtype, seed)
+    x64, g64 = problem(n, steps, "float64", seed)
+
+    def rel(a, b):
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        return float(np.max(np.max(np.abs(a - b), axis=1) / np.maximum(np.max(np.abs(b), axis=1), 1e-300)))
+
+    rows = []
+    variants = {v: [f for f in presets.FRAMEWORKS if v in presets.FRAMEWORKS[f]]
+                for f in presets.FRAMEWORKS for v in presets.FRAMEWORKS[f]}
+    for variant, frameworks in variants.items():
+        if len(frameworks) < 2:
+            continue
+        ref_fw = frameworks[0]
+        ref_make = getattr(presets, ref_fw)
+        aligned = {"eps": 1e-8, **({"weight_decay": 1e-2} if variant == "adamw" else {})}
+        ref = run_adam_np(ref_make(variant, lr=lr), x0, grads)
+        ref_aligned = run_adam_np(ref_make(variant, lr=lr, **aligned), x0, grads)
+        for fw in frameworks[1:]:
+            make = getattr(presets, fw)
+            mine = run_adam_np(make(variant, lr=lr), x0, grads)
+            mine_aligned = run_adam_np(make(variant, lr=lr, **aligned), x0, grads)
+            own64 = run_adam_np(make(variant, lr=lr), x64, g64)
+            rows.append((variant, fw, ref_fw, rel(mine, ref), rel(mine_aligned, ref_aligned), rel(mine, own64)))
+    return rows
