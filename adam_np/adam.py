@@ -15,13 +15,15 @@ never mutates its inputs (so it also works for immutable arrays). The stateful,
 in-place :class:`adam_np.Adam` is built on the same functions.
 
 One leaf update is assembled from small named pieces, each chosen by the config:
-gradient preprocessing (:func:`_preprocess`: ``maximize``, L2 or decoupled weight decay),
-first moment (:func:`_first_moment`), second-moment rule (:func:`_second_moment`: EMA of
+gradient preprocessing (``_preprocess``: ``maximize``, L2 or decoupled weight decay),
+first moment (``_first_moment``), second-moment rule (``_second_moment``: EMA of
 :math:`g^2`, AdaMax's infinity norm, Yogi's additive rule), AMSGrad's running maximum
-(:func:`_amsgrad_max`), numerator (:func:`_numerator`: :math:`\hat v`, or NAdam's Nesterov
-combination), denominator with the ε placement (:func:`_denominator`) and the step size with
-RAdam's rectification (:func:`_step_scalars`). The variant rules live in
-:mod:`adam_np.variants`; the plain-Adam path performs exactly the operations of Algorithm 1.
+(:func:`adam_np.variants.amsgrad_max`), numerator (``_numerator``: :math:`\hat v`, or NAdam's
+Nesterov combination), denominator with the ε placement (``_denominator``), the per-step
+scalars with RAdam's rectification (``_step_scalars``) and the final ``_apply``. The variant
+rules live in :mod:`adam_np.variants` and are chosen by :class:`AdamConfig` fields
+(``variant``, ``weight_decay_mode``...); for a plain config (:attr:`AdamConfig.is_plain_adam`)
+the path performs exactly the operations of Algorithm 1 it always did.
 """
 
 from __future__ import annotations
@@ -551,7 +553,6 @@ def _step_scalars(config: AdamConfig, lr: float, step: int, mu_product: float) -
 def _preprocess(x: Any, g: Any, config: AdamConfig, lr: float) -> tuple[Any, Any]:
     r"""``maximize`` (:math:`g \leftarrow -g`), then weight decay: L2 (:math:`g \leftarrow g + \lambda x`) or
     decoupled (:math:`x \leftarrow (1 - \eta_t\lambda)x`, torch ``AdamW``). Returns ``(x, g)``."""
-
     if config.maximize:
         g = -g
     if config.weight_decay:
