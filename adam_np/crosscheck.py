@@ -161,7 +161,7 @@ def run_torch(variant: str, x0: np.ndarray, grads: np.ndarray, lr: float) -> np.
 
 
 def run_optax(variant: str, x0: np.ndarray, grads: np.ndarray, lr: float) -> np.ndarray:
-    """Trajectory of the optax alias with optax's defaults (``jax_enable_x64`` is switched on).
+    """Trajectory of the optax alias with optax's defaults (run inside ``jax.enable_x64(True)``, scoped).
 
     Parameters
     ----------
@@ -175,11 +175,14 @@ def run_optax(variant: str, x0: np.ndarray, grads: np.ndarray, lr: float) -> np.
     ndarray
     """
     import jax
-
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
     import optax
 
+    with jax.enable_x64(True):  # float64 arrays stay float64; the global setting is left alone
+        return _run_optax(jax, optax, variant, x0, grads, lr)
+
+
+def _run_optax(jax, optax, variant, x0, grads, lr):
+    jnp = jax.numpy
     tx = {"adam": optax.adam, "amsgrad": optax.amsgrad, "adamw": optax.adamw, "adamax": optax.adamax,
           "nadam": optax.nadam, "radam": optax.radam, "yogi": optax.yogi}[variant](lr)
 
