@@ -323,3 +323,20 @@ def test_nadam_mu_product_float32_matches_torch_tensor():
 def test_state_fields_default_for_old_code():
     state = AdamState(0, np.zeros(1), np.zeros(1))
     assert state.skipped == 0 and state.s_max is None and state.mu_product == 1.0
+
+
+@pytest.mark.parametrize("make", [variants.amsgrad, variants.nadam])
+def test_stateful_adam_carries_variant_state(make):
+    """The in-place Adam keeps s_max / mu_product between steps, like the pure update."""
+    config = make(lr=0.1)
+    w, b = np.array([1.0, -1.0]), np.array([0.5])
+    opt = adam_np.Adam([w, b], config=config)
+    ref, state = [w.copy(), b.copy()], init([w.copy(), b.copy()], config)
+    for t in range(5):
+        grads = [np.array([0.5 / (t + 1), 2.0]), np.array([-1.0])]
+        opt.step(grads)
+        ref, state = update(grads, state, ref, config)
+    assert np.array_equal(w, ref[0]) and np.array_equal(b, ref[1])
+    assert opt.state.mu_product == state.mu_product
+    if config.variant == "amsgrad":
+        assert np.array_equal(opt.state.s_max[0], state.s_max[0])
