@@ -5,8 +5,8 @@
 >>> w, b = np.ones((5, 1)), np.zeros(1)
 >>> opt = Adam([w, b], lr=0.1)
 >>> opt.step([np.ones((5, 1)), -np.ones(1)])
->>> w[0, 0], b[0]          # the caller's own arrays hold the new values
-(0.9, 0.1)
+>>> print(w[0, 0], b[0])   # the caller's own arrays hold the new values
+0.9 0.1
 """
 
 from __future__ import annotations
