@@ -79,7 +79,7 @@ class Adam:
         if not isinstance(params, (list, tuple)):
             raise TypeError(f"params must be a list or tuple of arrays, got {type(params).__name__}")
         params = list(params)
-        state = _adam.init(params, moment_dtype=moment_dtype, master=master)
+        state = _adam.init(params, config, moment_dtype=moment_dtype, master=master)
         for i, x in enumerate(params):
             if not is_writeable(x):
                 raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}); "

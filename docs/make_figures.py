@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adam_np.data import get_data_ch7  # noqa: E402
-from adam_np.plot import make_figures  # noqa: E402
+from adam_np.data import get_data_ch7
+from adam_np.plot import make_figures
 
 
 def main() -> None:

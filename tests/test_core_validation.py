@@ -80,7 +80,8 @@ BAD_UPDATES = {
                     r"state.v\[0\] has shape \(3, 2\), expected \(2, 3\) as params\[0\]"),
     "state dtype": (lambda p, g, s: (g, s._replace(s=[s.s[0], s.s[1].astype(np.float32)]), p), TypeError,
                     r"state.s\[1\] has dtype float32, expected float64"),
-    "float step": (lambda p, g, s: (g, s._replace(step=3.0), p), TypeError, r"state.step must be an int .*, got float: 3.0"),
+    "float step": (lambda p, g, s: (g, s._replace(step=3.0), p), TypeError,
+                   r"state.step must be an int .*, got float: 3.0"),
     "negative step": (lambda p, g, s: (g, s._replace(step=-1), p), ValueError, r"state.step must be >= 0, got -1"),
     "state type": (lambda p, g, s: (g, tuple(s), p), TypeError, r"state must be an AdamState"),
 }
