@@ -68,6 +68,13 @@ def add_train(subparsers: Any) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="also save the loss curve to this PNG")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of the book's line")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    g = p.add_argument_group("checkpoints", "interrupt and resume a run bit for bit")
+    g.add_argument("--checkpoint", metavar="PATH", help="checkpoint file to write (default: the --resume file)")
+    g.add_argument("--checkpoint-every", metavar="N", type=_positive_int,
+                   help="write the checkpoint every N optimizer steps and at the end")
+    g.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint (same flags)")
+    g.add_argument("--max-steps", metavar="N", type=_positive_int,
+                   help="stop after N optimizer steps in this invocation, with a checkpoint; continue with --resume")
     p.set_defaults(func=run_train, _parser=p)
 
 
@@ -145,19 +152,61 @@ def run_train(args: argparse.Namespace) -> int:
     -------
     int
     """
-    from .train import train_ch7
+    from .train import init_train, result_of
+    from .train import run_train as run_loop
 
+    parser = args._parser
+    ckpt_path = args.checkpoint or args.resume
+    for flag in ("checkpoint_every", "max_steps"):
+        if getattr(args, flag) is not None and ckpt_path is None:
+            parser.error(f"argument --{flag.replace('_', '-')}: needs --checkpoint PATH (or --resume PATH)")
     optimizer = _optimizer(args)
     features, labels = _load(args)
-    progress = None
-    if not args.quiet:
-        progress = _Progress(args.epochs * math.ceil(features.shape[0] / args.batch_size))
+    settings = {"data": args.data, "backend": args.backend, "seed": args.seed, "batch_size": args.batch_size,
+                "epochs": args.epochs}
+    if args.resume is not None:
+        from .checkpoint import CheckpointError
+        from .resume import load_run
+
+        try:
+            state = load_run(args.resume, optimizer, features, labels, settings=settings)
+        except CheckpointError as exc:
+            parser.error(f"argument --resume: {exc}")
+    else:
+        state = init_train(optimizer, features, labels, seed=args.seed)
+    total = args.epochs * math.ceil(features.shape[0] / args.batch_size)
+    progress = None if args.quiet else _Progress(total)
+    if progress is not None:
+        progress.bar.update(state.epoch * math.ceil(features.shape[0] / args.batch_size) + state.batch)
+    steps = 0
+
+    def save() -> None:
+        from .resume import save_run
+
+        save_run(ckpt_path, state, optimizer, features, labels, settings=settings)
+
+    def on_step(s: Any) -> bool:
+        nonlocal steps
+        steps += 1
+        if progress is not None:
+            progress(s)
+        if args.checkpoint_every is not None and steps % args.checkpoint_every == 0:
+            save()
+        return args.max_steps is not None and steps >= args.max_steps
+
     try:
-        result = train_ch7(optimizer, features, labels, batch_size=args.batch_size, num_epochs=args.epochs,
-                           seed=args.seed, on_step=progress)
+        state = run_loop(state, optimizer, features, labels, args.batch_size, args.epochs, on_step=on_step)
     finally:
         if progress is not None:
             progress.close()
+    finished = state.epoch >= args.epochs
+    if ckpt_path is not None and (args.checkpoint_every is not None or args.max_steps is not None or finished):
+        save()
+    if not finished:
+        print(f"stopped after {steps} steps (epoch {state.epoch}, batch {state.batch}); "
+              f"continue with --resume {ckpt_path}", file=sys.stderr)
+        return 0
+    result = result_of(state, optimizer, args.epochs)
     if args.plot:
         from .plot import plot_loss
 

@@ -396,7 +396,7 @@ class AdamRule:
             from .optimizer import Adam
 
             return Adam(list(params), config=self.config)
-        return _adam.init(list(params))
+        return _adam.init(list(params), self.config)
 
     def update(self, grads: list, state: Any, params: list) -> tuple[list, Any]:
         """:func:`adam_np.update` with this rule's config (or ``state.step(grads)`` when ``in_place``).

@@ -4,12 +4,12 @@ A checkpoint holds everything needed to continue a training run bit for bit:
 
 - the parameters (the optimizer's own arrays, restored in place on load),
 - the optimizer state: step :math:`t`, skipped steps, moments :math:`v, s`, the mixed-precision
-  master copy if any, and the hyper-parameters,
+  master copy if any, AMSGrad's ``s_max`` and NAdam's ``mu_product``, and the hyper-parameters,
 - the state of the data-order random generator (``numpy.random.Generator.bit_generator.state``),
 - ``extra``: a small JSON-serializable dict of loop position (epoch, batch index, loss history...).
 
 File format (``FORMAT_VERSION`` 1): an uncompressed ``.npz`` read with ``allow_pickle=False``
-whose members are ``param/<i>``, ``v/<i>``, ``s/<i>``, ``master/<i>`` (NumPy arrays),
+whose members are ``param/<i>``, ``v/<i>``, ``s/<i>``, ``master/<i>``, ``s_max/<i>`` (NumPy arrays),
 ``meta`` (UTF-8 JSON as ``uint8``) and ``sha256`` (hex digest as ``uint8``). The digest covers
 every array's name, dtype, shape and bytes (in name order) and the ``meta`` bytes, so a
 corrupt or truncated file is detected, not loaded.
@@ -48,7 +48,8 @@ import numpy as np
 
 from .optimizer import Adam
 
-__all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "load", "read", "save"]
+__all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "load", "read", "read_verified", "save",
+           "write_atomic"]
 
 FORMAT_VERSION = 1
 _FORMAT_NAME = "adam_np.checkpoint"
@@ -77,6 +78,10 @@ class Checkpoint(NamedTuple):
         ``bit_generator.state`` of the data-order generator.
     extra : dict
         The caller's loop position and other small metadata.
+    s_max : list of numpy.ndarray or None
+        AMSGrad's running maximum of the second moment.
+    mu_product : float
+        NAdam's running product of momentum coefficients.
     """
 
     step: int
@@ -88,6 +93,8 @@ class Checkpoint(NamedTuple):
     master: list | None
     rng_state: dict | None
     extra: dict
+    s_max: list | None = None
+    mu_product: float = 1.0
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
@@ -113,8 +120,25 @@ def _checksum(arrays: dict, meta: bytes) -> str:
     return h.hexdigest()
 
 
-def _write_npz(path: str, arrays: dict, meta: dict) -> None:
-    """Write ``arrays`` + ``meta`` with a checksum, atomically (temp file, fsync, os.replace, dir fsync)."""
+def write_atomic(path: Any, arrays: dict, meta: dict) -> None:
+    """Write ``arrays`` and JSON ``meta`` as one checksummed ``.npz``, atomically.
+
+    The file is written to a temporary file in the same directory, flushed, fsynced, renamed over
+    ``path`` with :func:`os.replace`, and the directory is fsynced: a process killed at any moment
+    leaves either the old or the new file at ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    arrays : dict of str to numpy.ndarray
+    meta : dict
+        JSON-serializable; should name a ``format`` and ``version`` for :func:`read_verified`.
+
+    Examples
+    --------
+    See :func:`read_verified`.
+    """
+    path = os.fspath(path)
     meta_bytes = json.dumps(meta).encode("utf-8")
     digest = _checksum(arrays, meta_bytes)
     members = dict(arrays)
@@ -192,7 +216,9 @@ def save(path: Any, optimizer: Adam, *, rng: np.random.Generator | None = None, 
         raise TypeError(f"extra must be JSON-serializable (numbers, strings, lists, dicts): {exc}") from None
     state = optimizer.state
     arrays = {}
-    for key, seq in (("param", optimizer.params), ("v", state.v), ("s", state.s), ("master", state.master or [])):
+    groups = (("param", optimizer.params), ("v", state.v), ("s", state.s), ("master", state.master or []),
+              ("s_max", state.s_max or []))
+    for key, seq in groups:
         for i, x in enumerate(seq):
             arrays[f"{key}/{i}"] = _to_numpy(x, f"{key}[{i}]")
     config = optimizer.config.to_dict()
@@ -206,12 +232,14 @@ def save(path: Any, optimizer: Adam, *, rng: np.random.Generator | None = None, 
         "skipped": int(state.skipped),
         "n_params": len(optimizer.params),
         "master": state.master is not None,
+        "s_max": state.s_max is not None,
+        "mu_product": float(state.mu_product),
         "config": config,
         "lr_schedule": schedule,
         "rng": rng_state,
         "extra": extra,
     }
-    _write_npz(path, arrays, meta)
+    write_atomic(path, arrays, meta)
 
 
 def _rng_state(rng: Any) -> dict | None:
@@ -220,6 +248,75 @@ def _rng_state(rng: Any) -> dict | None:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     return rng.bit_generator.state
+
+
+def read_verified(path: Any, format_name: str, version: int) -> tuple[dict, dict]:
+    """Read an ``.npz`` written by :func:`write_atomic`, check its sha256, format name and version.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    format_name : str
+        The ``meta["format"]`` the file must declare.
+    version : int
+        The ``meta["version"]`` it must declare.
+
+    Returns
+    -------
+    members : dict of str to numpy.ndarray
+        The arrays (without ``meta`` and ``sha256``).
+    meta : dict
+        The JSON metadata.
+
+    Raises
+    ------
+    CheckpointError
+        On a missing, unreadable, truncated or corrupt file, or another format or version.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npz")
+    >>> write_atomic(path, {"a": np.arange(3)}, {"format": "demo", "version": 1})
+    >>> members, meta = read_verified(path, "demo", 1)
+    >>> members["a"], meta["format"]
+    (array([0, 1, 2]), 'demo')
+    """
+    path = os.fspath(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise CheckpointError(f"checkpoint {path!r} is a .npy array, not an .npz checkpoint")
+        with z:
+            members = {k: z[k] for k in z.files}
+    except CheckpointError:
+        raise
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path!r} does not exist") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path!r} is not a readable .npz file (truncated or corrupt): {type(exc).__name__}: {exc}"
+        ) from None
+    if not all(isinstance(a, np.ndarray) for a in members.values()):  # NpzFile hands non-.npy members as bytes
+        raise CheckpointError(f"checkpoint {path!r} has members that are not .npy arrays: the file is corrupt")
+    if "meta" not in members or "sha256" not in members:
+        raise CheckpointError(f"checkpoint {path!r} has no 'meta'/'sha256' members: not an adam_np checkpoint")
+    meta_bytes = members.pop("meta").tobytes()
+    digest = members.pop("sha256").tobytes().decode("ascii", errors="replace")
+    if _checksum(members, meta_bytes) != digest:
+        raise CheckpointError(f"checkpoint {path!r} fails its sha256 check: the file is corrupt")
+    try:
+        meta = json.loads(meta_bytes.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CheckpointError(f"checkpoint {path!r} has unreadable metadata: {exc}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path!r} has metadata that is not a JSON object")
+    if meta.get("format") != format_name or meta.get("version") != version:
+        raise CheckpointError(
+            f"checkpoint {path!r} has format {meta.get('format')!r} version {meta.get('version')!r}, "
+            f"expected {format_name!r} version {version}"
+        )
+    return members, meta
 
 
 def read(path: Any) -> Checkpoint:
@@ -256,46 +353,14 @@ def read(path: Any) -> Checkpoint:
     adam_np.checkpoint.CheckpointError: checkpoint ... is not a readable .npz file (truncated or corrupt): ...
     """
     path = os.fspath(path)
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not hasattr(z, "files"):
-            raise CheckpointError(f"checkpoint {path!r} is a .npy array, not an .npz checkpoint")
-        with z:
-            members = {k: z[k] for k in z.files}
-    except CheckpointError:
-        raise
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path!r} does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path!r} is not a readable .npz file (truncated or corrupt): {type(exc).__name__}: {exc}"
-        ) from None
-    if not all(isinstance(a, np.ndarray) for a in members.values()):  # NpzFile hands non-.npy members as bytes
-        raise CheckpointError(f"checkpoint {path!r} has members that are not .npy arrays: the file is corrupt")
-    if "meta" not in members or "sha256" not in members:
-        raise CheckpointError(f"checkpoint {path!r} has no 'meta'/'sha256' members: not an adam_np checkpoint")
-    meta_bytes = members.pop("meta").tobytes()
-    digest = members.pop("sha256").tobytes().decode("ascii", errors="replace")
-    if _checksum(members, meta_bytes) != digest:
-        raise CheckpointError(f"checkpoint {path!r} fails its sha256 check: the file is corrupt")
-    try:
-        meta = json.loads(meta_bytes.decode("utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise CheckpointError(f"checkpoint {path!r} has unreadable metadata: {exc}") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint {path!r} has metadata that is not a JSON object")
-    if meta.get("format") != _FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path!r} has format {meta.get('format')!r} version {meta.get('version')!r}, "
-            f"expected {_FORMAT_NAME!r} version {FORMAT_VERSION}"
-        )
+    members, meta = read_verified(path, _FORMAT_NAME, FORMAT_VERSION)
     required = {"step", "skipped", "n_params", "master", "config", "rng", "extra"}
     if not required <= set(meta) or not isinstance(meta["n_params"], int) or not isinstance(meta["config"], dict):
         raise CheckpointError(f"checkpoint {path!r} has incomplete metadata (needs {sorted(required)})")
     n = meta["n_params"]
     groups = {}
-    for key in ("param", "v", "s", "master"):
-        count = n if key != "master" or meta["master"] else 0
+    for key in ("param", "v", "s", "master", "s_max"):
+        count = n if key not in ("master", "s_max") or meta.get(key) else 0
         names = [f"{key}/{i}" for i in range(count)]
         if any(name not in members for name in names):
             raise CheckpointError(f"checkpoint {path!r} lacks some of {names}")
@@ -305,6 +370,7 @@ def read(path: Any) -> Checkpoint:
     return Checkpoint(
         meta["step"], meta["skipped"], meta["config"], groups["param"], groups["v"], groups["s"],
         groups["master"] if meta["master"] else None, meta["rng"], meta["extra"],
+        groups["s_max"] if meta.get("s_max") else None, meta.get("mu_product", 1.0),
     )
 
 
@@ -366,7 +432,8 @@ def load(path: Any, optimizer: Adam, *, rng: np.random.Generator | None = None) 
     device = getattr(params[0], "device", None)
     convert = (lambda arrays: None if arrays is None else [xp.asarray(a, device=device) for a in arrays])
     state_dict = {"version": 1, "step": ck.step, "skipped": ck.skipped, "v": convert(ck.v), "s": convert(ck.s),
-                  "master": convert(ck.master), "config": config}
+                  "master": convert(ck.master), "s_max": convert(ck.s_max), "mu_product": ck.mu_product,
+                  "config": config}
     new_params = convert(ck.params)
     if rng is not None:
         if ck.rng_state is None:

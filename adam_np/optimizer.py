@@ -119,27 +119,35 @@ class Adam:
         Returns
         -------
         dict
-            ``{"version", "step", "skipped", "v", "s", "master", "config"}``; ``v`` and ``s`` are
-            lists of copies of the moment arrays, ``master`` a list of copies of the master
-            parameters (mixed precision) or None, ``config`` the :class:`AdamConfig` fields.
+            ``{"version", "step", "skipped", "v", "s", "master", "s_max", "mu_product", "config"}``;
+            ``v`` and ``s`` are lists of copies of the moment arrays, ``master`` a list of copies of
+            the master parameters (mixed precision) or None, ``s_max`` AMSGrad's running maximum or
+            None, ``mu_product`` NAdam's running product (a float), ``config`` the
+            :class:`AdamConfig` fields.
 
         Examples
         --------
         >>> import numpy as np
         >>> opt = Adam([np.zeros(2)])
         >>> sorted(opt.state_dict())
-        ['config', 'master', 's', 'skipped', 'step', 'v', 'version']
+        ['config', 'master', 'mu_product', 's', 's_max', 'skipped', 'step', 'v', 'version']
         """
-        xp = self._xp
+        copy = self._copy
         return {
             "version": STATE_DICT_VERSION,
             "step": int(self.state.step),
             "skipped": int(self.state.skipped),
-            "v": [xp.asarray(v, copy=True) for v in self.state.v],
-            "s": [xp.asarray(s, copy=True) for s in self.state.s],
-            "master": None if self.state.master is None else [xp.asarray(m, copy=True) for m in self.state.master],
+            "v": copy(self.state.v),
+            "s": copy(self.state.s),
+            "master": copy(self.state.master),
+            "s_max": copy(self.state.s_max),
+            "mu_product": float(self.state.mu_product),
             "config": self.config.to_dict(),
         }
+
+    def _copy(self, arrays: Any) -> list | None:
+        """Copies of a list of state arrays (None stays None)."""
+        return None if arrays is None else [self._xp.asarray(a, copy=True) for a in arrays]
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a state from :meth:`state_dict`, after checking all of it.
@@ -182,21 +190,25 @@ class Adam:
         step = _adam._check_step(state_dict["step"], "state_dict['step']", limit=_adam.INT64_MAX - 1)
         skipped = _adam._check_step(state_dict.get("skipped", 0), "state_dict['skipped']")
         lists = {}
-        for key in ("v", "s", "master"):
+        for key in ("v", "s", "master", "s_max"):
             value = state_dict.get(key)
-            if key == "master" and value is None:
+            if key in ("master", "s_max") and value is None:
                 lists[key] = None
             elif not isinstance(value, (list, tuple)):
                 raise TypeError(f"state_dict[{key!r}] must be a list of arrays, got {type(value).__name__}")
             else:
                 lists[key] = list(value)
-        state = _adam.AdamState(step, lists["v"], lists["s"], skipped, lists["master"])
+        if lists["s_max"] is not None and config.variant != "amsgrad":
+            raise ValueError(f"state_dict['s_max'] is only for variant='amsgrad', got variant={config.variant!r}")
+        mu_product = _adam._real("state_dict['mu_product']", state_dict.get("mu_product", 1.0))
+        state = _adam.AdamState(step, lists["v"], lists["s"], skipped, master=lists["master"],
+                                s_max=lists["s_max"], mu_product=mu_product)
         # Validate with the same checks as an update (structure, shapes, dtypes, library, step).
         _adam._validate(list(self.params), state, self.params, config)
-        xp = self._xp
-        copy = (lambda arrays: None if arrays is None else [xp.asarray(a, copy=True) for a in arrays])
+        copy = self._copy
         self.config = config
-        self.state = _adam.AdamState(step, copy(state.v), copy(state.s), skipped, copy(state.master))
+        self.state = _adam.AdamState(step, copy(state.v), copy(state.s), skipped, master=copy(state.master),
+                                     s_max=copy(state.s_max), mu_product=mu_product)
 
     def _check_writeable(self) -> None:
         for i, x in enumerate(self.params):
