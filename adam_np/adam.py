@@ -480,6 +480,12 @@ def _check_floating(name: str, x: Any, xp: Any) -> None:
 INT64_MAX = 2**63 - 1
 
 
+def _check_floating_leaves(xs: list, name: str, treedef: _tree.TreeDef, xp: Any) -> None:
+    for i, x in enumerate(xs):
+        if not is_real_floating(x, xp):
+            _check_floating(treedef.leaf_names(name)[i], x, xp)
+
+
 def _check_step(step: Any, name: str = "state.step", *, limit: int = INT64_MAX) -> int:
     """``step`` as a Python int in [0, limit]: int64 semantics; bool, float and arrays rejected."""
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
@@ -492,15 +498,18 @@ def _check_step(step: Any, name: str = "state.step", *, limit: int = INT64_MAX) 
     return step
 
 
-def _check_leaves(xs: list, names: list[str], ref: list, ref_names: list[str], *, dtypes: list | None = None) -> None:
-    """Each ``xs[i]`` must have the shape of ``ref[i]`` and the dtype ``dtypes[i]`` (default ``ref[i].dtype``)."""
-    for i, (name, x, ref_name, r) in enumerate(zip(names, xs, ref_names, ref)):
-        if tuple(x.shape) != tuple(r.shape):
-            raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(r.shape)} as {ref_name}")
-        if dtypes is None and x.dtype != r.dtype:
-            raise TypeError(f"{name} has dtype {x.dtype}, expected {r.dtype} as {ref_name}")
-        if dtypes is not None and x.dtype != dtypes[i]:
-            raise TypeError(f"{name} has dtype {x.dtype}, expected {dtypes[i]}")
+def _check_leaves(xs: list, name: str, ref: list, treedef: _tree.TreeDef, *, dtypes: list | None = None) -> None:
+    """Each ``xs[i]`` must have the shape of ``ref[i]`` (the params) and the dtype ``dtypes[i]``
+    (default ``ref[i].dtype``); the error names ``name[i]`` and ``params[i]``."""
+    for i, (x, r) in enumerate(zip(xs, ref)):
+        expected = r.dtype if dtypes is None else dtypes[i]
+        if x.shape != r.shape and tuple(x.shape) != tuple(r.shape):
+            label, ref_label = treedef.leaf_names(name)[i], treedef.leaf_names("params")[i]
+            raise ValueError(f"{label} has shape {tuple(x.shape)}, expected {tuple(r.shape)} as {ref_label}")
+        if x.dtype != expected:
+            label, ref_label = treedef.leaf_names(name)[i], treedef.leaf_names("params")[i]
+            as_params = f" as {ref_label}" if dtypes is None else ""
+            raise TypeError(f"{label} has dtype {x.dtype}, expected {expected}{as_params}")
 
 
 class _Leaves(NamedTuple):
@@ -517,6 +526,25 @@ class _Leaves(NamedTuple):
     s_max: list | None = None
 
 
+def _namespace(p: list, flat: dict, treedef: _tree.TreeDef) -> Any:
+    """The one namespace of all leaves; on any doubt, the detailed checks that name the culprit."""
+    t = type(p[0])
+    if _is_array(p[0]) and all(type(x) is t for x in p) and all(type(x) is t for xs in flat.values() for x in xs):
+        return array_namespace(p[0], name="params")  # the common case: one array type throughout
+    for name, xs in {"params": p, **flat}.items():
+        for label, x in zip(treedef.leaf_names(name), xs):
+            if not _is_array(x):
+                raise TypeError(f"{label} must be an array, got {type(x).__name__}: {x!r:.80}")
+    array_namespace(*p, name="params")
+    ref = backend_name(p[0])
+    for name, xs in flat.items():  # each container's own library first, so the message names it
+        array_namespace(*xs, name=name)
+        if backend_name(xs[0]) != ref:
+            raise TypeError(f"{name} holds {backend_name(xs[0])} arrays but params holds {ref} arrays; "
+                            "pass arrays of a single library")
+    return array_namespace(*p, *(x for xs in flat.values() for x in xs), name="params, grads and state")
+
+
 def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
     """Check everything an update needs, before anything is computed or mutated."""
     if not isinstance(config, AdamConfig):
@@ -531,40 +559,24 @@ def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
     }
     if state.master is not None:
         flat["state.master"] = _tree.flatten_like(state.master, treedef, is_leaf=_is_array, name="state.master")
-    for name, xs in {"params": p, **flat}.items():
-        for label, x in zip(treedef.leaf_names(name), xs):
-            if not _is_array(x):
-                raise TypeError(f"{label} must be an array, got {type(x).__name__}: {x!r:.80}")
-    array_namespace(*p, name="params")
-    ref = backend_name(p[0])
-    for name, xs in flat.items():  # each container's own library first, so the message names it
-        array_namespace(*xs, name=name)
-        if backend_name(xs[0]) != ref:
-            raise TypeError(f"{name} holds {backend_name(xs[0])} arrays but params holds {ref} arrays; "
-                            "pass arrays of a single library")
-    xp = array_namespace(*p, *(x for xs in flat.values() for x in xs), name="params, grads and state")
-    names = treedef.leaf_names("params")
-    for name, x in zip(names, p):
-        _check_floating(name, x, xp)
-    _check_leaves(flat["grads"], treedef.leaf_names("grads"), p, names)
-    v_names = treedef.leaf_names("state.v")
-    for name, x in zip(v_names, flat["state.v"]):
-        _check_floating(name, x, xp)
+    xp = _namespace(p, flat, treedef)
+    _check_floating_leaves(p, "params", treedef, xp)
+    _check_leaves(flat["grads"], "grads", p, treedef)
+    _check_floating_leaves(flat["state.v"], "state.v", treedef, xp)
     moment_dtypes = [v.dtype for v in flat["state.v"]]  # any real floating dtype (mixed precision)
-    _check_leaves(flat["state.v"], v_names, p, names, dtypes=moment_dtypes)
-    _check_leaves(flat["state.s"], treedef.leaf_names("state.s"), p, names, dtypes=moment_dtypes)
+    _check_leaves(flat["state.v"], "state.v", p, treedef, dtypes=moment_dtypes)
+    _check_leaves(flat["state.s"], "state.s", p, treedef, dtypes=moment_dtypes)
     if state.master is not None:
         compute = [xp.result_type(x.dtype, dt) for x, dt in zip(p, moment_dtypes)]
-        _check_leaves(flat["state.master"], treedef.leaf_names("state.master"), p, names, dtypes=compute)
+        _check_leaves(flat["state.master"], "state.master", p, treedef, dtypes=compute)
     step = _check_step(state.step, limit=INT64_MAX - 1)
     _check_step(state.skipped, "state.skipped", limit=INT64_MAX - 1)
-    s_max = _validate_variant_state(state, config, treedef, p, names, moment_dtypes)
+    s_max = _validate_variant_state(state, config, treedef, p, moment_dtypes)
     return _Leaves(xp, treedef, p, flat["grads"], flat["state.v"], flat["state.s"], step,
                    flat.get("state.master"), s_max)
 
 
-def _validate_variant_state(state: AdamState, config: AdamConfig, treedef: Any, p: list, names: list,
-                            moment_dtypes: list):
+def _validate_variant_state(state: AdamState, config: AdamConfig, treedef: Any, p: list, moment_dtypes: list):
     """Check ``state.mu_product`` and, for AMSGrad, ``state.s_max``; return the flat ``s_max`` or None."""
     mu_product = _real("state.mu_product", state.mu_product)
     if not 0.0 <= mu_product <= 1.0:
@@ -573,7 +585,7 @@ def _validate_variant_state(state: AdamState, config: AdamConfig, treedef: Any, 
         return None
     s_max = _tree.flatten_like(state.s_max, treedef, is_leaf=_is_array, name="state.s_max")
     array_namespace(*p, *s_max, name="params and state.s_max")
-    _check_leaves(s_max, treedef.leaf_names("state.s_max"), p, names, dtypes=moment_dtypes)
+    _check_leaves(s_max, "state.s_max", p, treedef, dtypes=moment_dtypes)
     return s_max
 
 
