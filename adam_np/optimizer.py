@@ -11,11 +11,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from . import adam as _adam
 from ._xp import array_namespace, is_writeable
+from .kernels import resolve_backend
+from .kernels._inplace import InPlaceStep
 
 __all__ = ["Adam"]
 
@@ -34,6 +39,11 @@ class Adam:
         As in :class:`adam_np.AdamConfig` (defaults 1e-3, 0.9, 0.999, 1e-8).
     config : AdamConfig, optional
         All hyper-parameters at once; then pass no other hyper-parameter.
+    backend : {"auto", "numpy", "numba", "cupy"}, default "auto"
+        The in-place kernel (:mod:`adam_np.kernels`) for NumPy/CuPy arrays: ``"auto"`` takes
+        cupy for CuPy arrays, numba when installed, else numpy. Whatever the kernels do not cover
+        (other array libraries, non-contiguous arrays, configs for which
+        :func:`adam_np.kernels.supports` is false) goes through :func:`adam_np.update`.
     **options
         Further :class:`adam_np.AdamConfig` fields: ``eps_mode``, ``weight_decay``,
         ``maximize``, ``nonfinite``.
@@ -45,11 +55,17 @@ class Adam:
     config : AdamConfig
     state : AdamState
         Step counter and moments (lists aligned with ``params``).
+    grads : list of array or None
+        For :meth:`from_shapes` optimizers, the gradient views into one flat buffer; else None.
+    backend : str or None
+        The kernel backend in use, None when steps go through :func:`adam_np.update`.
 
     Notes
     -----
-    :meth:`step` computes :math:`x_t` with :func:`adam_np.update` and writes it into the
-    caller's arrays only after every check has passed, so a failing step changes nothing.
+    :meth:`step` checks the gradients (and their finiteness unless ``nonfinite="propagate"``)
+    before it writes anything, so a failing step changes nothing. With a kernel it then
+    updates ``params`` and the moments in place, bit-for-bit as :func:`adam_np.update`;
+    otherwise it computes :math:`x_t` with :func:`adam_np.update` and copies it in.
 
     Examples
     --------
@@ -63,7 +79,8 @@ class Adam:
     """
 
     def __init__(self, params: Sequence[Any], lr: Any = None, beta1: Any = None, beta2: Any = None,
-                 eps: Any = None, *, config: _adam.AdamConfig | None = None, **options: Any) -> None:
+                 eps: Any = None, *, config: _adam.AdamConfig | None = None, backend: str = "auto",
+                 **options: Any) -> None:
         given = {k: v for k, v in dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, **options).items() if v is not None}
         if config is not None:
             if given:
@@ -80,10 +97,96 @@ class Adam:
             if not is_writeable(x):
                 raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}); "
                                  "use adam_np.update for immutable arrays")
+        self._xp = array_namespace(*params, name="params")
+        resolve_backend(backend, backend_of(params))  # a bad or unavailable backend fails here
         self.params = params
         self.config = config
         self.state = state
-        self._xp = array_namespace(*params, name="params")
+        self.grads = None
+        self._backend = backend
+        self._flat = None
+        self._fast = None
+        self._fast_config = None
+        self._refresh_fast()
+
+    @property
+    def backend(self) -> str | None:
+        """The kernel backend that the next step uses, None for the pure path."""
+        fast = self._current_fast()
+        return None if fast is None else fast.backend
+
+    def _refresh_fast(self) -> None:
+        """(Re)build the kernel path for the current params, state and config."""
+        self._fast = InPlaceStep.build(self.params, self.state, self.config, self._backend, self._flat, self.grads)
+        self._fast_config = self.config
+
+    def _current_fast(self) -> InPlaceStep | None:
+        fast = self._fast
+        if fast is None or self.config is not self._fast_config or not fast.matches(self.state):
+            self._refresh_fast()
+            fast = self._fast
+        return fast
+
+    @classmethod
+    def from_shapes(cls, shapes: Sequence[Any], dtype: Any = np.float64, **kwargs: Any) -> Adam:
+        """An optimizer over new zero NumPy parameters that are views into one flat buffer.
+
+        The parameters, the gradients (:attr:`grads`) and both moments each live in one
+        contiguous buffer, so ``opt.step(opt.grads)`` is a single kernel call for the whole
+        model. Write initial values into ``opt.params[i][...]`` and gradients into
+        ``opt.grads[i][...]``; ``opt.step(other_grads)`` works too (one call per array).
+
+        Parameters
+        ----------
+        shapes : sequence of tuple of int
+            The parameter shapes.
+        dtype : dtype, default float64
+            A real floating NumPy dtype.
+        **kwargs
+            As for :class:`Adam` (``lr``, ``config``, ``backend``, ...).
+
+        Returns
+        -------
+        Adam
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a bad shape or dtype, naming ``shapes[i]`` or ``dtype``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> opt = Adam.from_shapes([(5, 1), (1,)], lr=0.1)
+        >>> w, b = opt.params
+        >>> w[...] = 1.0
+        >>> opt.grads[0][...] = 2.0; opt.grads[1][...] = -1.0
+        >>> opt.step(opt.grads)
+        >>> float(w[0, 0]), float(b[0])
+        (0.9, 0.1)
+        """
+        if not isinstance(shapes, (list, tuple)):
+            raise TypeError(f"shapes must be a list or tuple of shapes, got {type(shapes).__name__}")
+        shapes = [_check_shape(i, shape) for i, shape in enumerate(shapes)]
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be a NumPy dtype, got {dtype!r}") from None
+        if dtype.kind != "f":
+            raise TypeError(f"dtype must be a real floating dtype, got {dtype}")
+        sizes = [math.prod(shape) for shape in shapes]
+        offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        flat = tuple(np.zeros(offsets[-1], dtype) for _ in range(4))
+
+        def views(buffer: np.ndarray) -> list:
+            return [buffer[a:b].reshape(shape) for a, b, shape in zip(offsets, offsets[1:], shapes)]
+
+        opt = cls(views(flat[0]), **kwargs)
+        opt.state = _adam.AdamState(0, views(flat[2]), views(flat[3]), 0)
+        opt.grads = views(flat[1])
+        opt._flat = flat
+        opt._refresh_fast()
+        return opt
 
     def step(self, grads: Sequence[Any]) -> None:
         """Take one Adam step, writing the new values into ``params`` in place.
@@ -91,7 +194,8 @@ class Adam:
         Parameters
         ----------
         grads : sequence of array
-            One gradient per parameter, same shape, dtype and library.
+            One gradient per parameter, same shape, dtype and library (for a
+            :meth:`from_shapes` optimizer, ``opt.grads`` itself makes one kernel call).
 
         Raises
         ------
@@ -100,12 +204,25 @@ class Adam:
         FloatingPointError
             On a non-finite gradient with ``nonfinite="raise"``; nothing is changed.
         """
+        fast = self._fast
+        if fast is not None and self.config is self._fast_config and fast.matches(self.state):
+            new_state = fast(grads, self.state, self.config)
+            if new_state is not None:
+                self.state = new_state
+                return
+        else:
+            fast = self._current_fast()
+        # The pure path: precise errors, skipped steps, and whatever the kernels do not cover.
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads must be a list or tuple of arrays, got {type(grads).__name__}")
         new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
         if new_state.step != self.state.step:
             for x, x_new in zip(self.params, new_params):
                 x[...] = x_new
+            if fast is not None:  # keep the kernel's moment arrays (and flat buffers): copy into them
+                for old, new in zip([*self.state.v, *self.state.s], [*new_state.v, *new_state.s]):
+                    old[...] = new
+                new_state = new_state._replace(v=self.state.v, s=self.state.s)
         self.state = new_state
 
     def state_dict(self) -> dict:
@@ -174,8 +291,27 @@ class Adam:
         _adam._validate(list(self.state.v), state, self.params, config)
         _adam._check_step(skipped, name="state_dict['skipped']")
         xp = self._xp
+        if self._current_fast() is not None:  # copy into the kernel's moment arrays (and flat buffers)
+            for old, new in zip([*self.state.v, *self.state.s], [*state.v, *state.s]):
+                old[...] = new
+            v, s = self.state.v, self.state.s
+        else:
+            v, s = [xp.asarray(v, copy=True) for v in state.v], [xp.asarray(s, copy=True) for s in state.s]
         self.config = config
-        self.state = _adam.AdamState(
-            int(state.step), [xp.asarray(v, copy=True) for v in state.v],
-            [xp.asarray(s, copy=True) for s in state.s], int(skipped),
-        )
+        self.state = _adam.AdamState(int(state.step), v, s, int(skipped))
+
+
+def backend_of(params: list) -> str:
+    """The array library of ``params`` (``"numpy"`` for an empty list)."""
+    from ._xp import backend_name
+
+    return backend_name(params[0]) if params else "numpy"
+
+
+def _check_shape(i: int, shape: Any) -> tuple:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ValueError(f"shapes[{i}] must be a tuple of ints >= 0, got {shape!r}")
+    return tuple(int(d) for d in shape)
