@@ -3,7 +3,8 @@ r"""The numba kernel: one fused loop per step, parallel (``prange``) for large a
 Each element is read once and written once: the loop body is the scalar form of
 :func:`adam_np.adam._adam_leaf`, with the coefficients (passed as float64) rounded to the
 array dtype once per call, as NumPy rounds a Python float. No ``fastmath``: LLVM then
-neither contracts ``a*b + c`` into an FMA nor reassociates, and ``sqrt``/``/`` are the
+neither contracts ``a*b + c`` into an FMA nor reassociates; ``error_model="numpy"`` makes
+``x/0`` give ±inf/NaN as NumPy does (not ZeroDivisionError); and ``sqrt``/``/`` are the
 correctly rounded IEEE operations, so the result is bit-for-bit that of :func:`adam_np.update`
 on float32 and float64 (the tests check it). Compiled with ``cache=True`` on first use.
 
@@ -58,11 +59,11 @@ def _body(i, p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compi
         p[i] = x - lr * (vi / bc1) / (np.sqrt(si / bc2) + eps)
 
 
-_coefs_jit = numba.njit(inline="always")(_coefs)
-_body_jit = numba.njit(inline="always")(_body)
+_coefs_jit = numba.njit(inline="always", error_model="numpy")(_coefs)
+_body_jit = numba.njit(inline="always", error_model="numpy")(_body)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _serial(p, g, v, s, k, lr, bc1, bc2, alpha):  # pragma: no cover - compiled by numba
     p, g, v, s = p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1)
     kk = _coefs_jit(p, k, lr, bc1, bc2, alpha)
@@ -71,16 +72,22 @@ def _serial(p, g, v, s, k, lr, bc1, bc2, alpha):  # pragma: no cover - compiled 
         _body_jit(i, p, g, v, s, kk, mode, maximize, decay)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, error_model="numpy")
 def _parallel(p, g, v, s, k, lr, bc1, bc2, alpha):  # pragma: no cover - compiled by numba
-    p, g, v, s = p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1)
     kk = _coefs_jit(p, k, lr, bc1, bc2, alpha)
-    mode, maximize, decay = int(k[0]), k[1] != 0.0, k[2] != 0.0
+    _parallel_loop(p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1), kk,
+                   int(k[0]), k[1] != 0.0, k[2] != 0.0)
+
+
+# The prange loop sits in its own function on 1-D arrays: rebinding p, g, v, s to their 1-D
+# views inside a parallel function produced wrong results with numba 0.68 (caught by the tests).
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _parallel_loop(p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
     for i in numba.prange(p.shape[0]):
         _body_jit(i, p, g, v, s, kk, mode, maximize, decay)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _finite_serial(g):  # pragma: no cover - compiled by numba
     g = g.reshape(-1)
     for i in range(g.shape[0]):
@@ -89,13 +96,17 @@ def _finite_serial(g):  # pragma: no cover - compiled by numba
     return True
 
 
-@numba.njit(cache=True, parallel=True)
-def _finite_parallel(g):  # pragma: no cover - compiled by numba
-    g = g.reshape(-1)
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _finite_parallel_loop(g):  # pragma: no cover - compiled by numba
     bad = 0
     for i in numba.prange(g.shape[0]):
         bad += 0 if np.isfinite(g[i]) else 1
     return bad == 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _finite_parallel(g):  # pragma: no cover - compiled by numba
+    return _finite_parallel_loop(g.reshape(-1))
 
 
 _constant_arrays: dict = {}
