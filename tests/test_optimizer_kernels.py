@@ -99,7 +99,7 @@ def test_from_shapes_validation():
     with pytest.raises(TypeError, match="dtype must be a real floating dtype, got int64"):
         Adam.from_shapes([(1,)], dtype=np.int64)
     with pytest.raises(TypeError, match="shapes must be a list or tuple"):
-        Adam.from_shapes((s for s in [(1,)]))
+        Adam.from_shapes(s for s in [(1,)])
     assert [x.shape for x in Adam.from_shapes([3, (2, 2)]).params] == [(3,), (2, 2)]
 
 
