@@ -68,6 +68,7 @@ class InPlaceStep:
         self.constants = None if config is None else constants(config)
         self.last_state = None
         self.kernel = get_kernel(backend)
+        self.work = None if config is None else self.kernel.prepare(self.constants)
         self.params = list(params)
         self.v = list(state.v)
         self.s = list(state.s)
@@ -81,7 +82,9 @@ class InPlaceStep:
         self.dtypes = [x.dtype for x in self.params]
         self.array_type = type(self.params[0]) if self.params else np.ndarray
         self.flat = flat
+        self.flat_lists = None if flat is None else tuple([a] for a in flat)
         self.grad_views = grad_views
+        self.check_finite = config is not None and config.nonfinite != "propagate"
 
     @classmethod
     def build(cls, params: list, state: AdamState, config: Any, backend: str, flat: tuple | None = None,
@@ -180,7 +183,7 @@ class InPlaceStep:
         array_type, numpy, reshape = self.array_type, self.is_numpy, self.reshape
         out = []
         for g, shape, dtype in zip(grads, self.shapes, self.dtypes):
-            if type(g) is not array_type or g.shape != shape or g.dtype != dtype:
+            if type(g) is not array_type or g.shape != shape or (g.dtype is not dtype and g.dtype != dtype):
                 return None
             if numpy and not g.flags.c_contiguous:
                 return None
@@ -208,19 +211,22 @@ class InPlaceStep:
         AdamState or None
         """
         kernel = self.kernel
-        if self.flat is not None and grads is self.grad_views:
-            ps, gs, vs, ss = [self.flat[0]], [self.flat[1]], [self.flat[2]], [self.flat[3]]
+        if grads is self.grad_views and self.flat_lists is not None:
+            ps, gs, vs, ss = self.flat_lists
         else:
             gs = self._check_grads(grads)
             if gs is None:
                 return None
             ps, vs, ss = self.p_flat, self.v_flat, self.s_flat
-        if config.nonfinite != "propagate":
+        own = config is self.config
+        if (self.check_finite if own else config.nonfinite != "propagate"):
             for g in gs:
                 if not kernel.all_finite(g):
                     return None
         t = state.step + 1
-        consts = self.constants if config is self.config else constants(config)
-        kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, consts))
+        if own:
+            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, self.constants), self.work)
+        else:
+            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t))
         self.last_state = new = AdamState(t, state.v, state.s, state.skipped)
         return new

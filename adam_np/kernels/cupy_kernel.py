@@ -20,7 +20,7 @@ import numpy as np
 
 from ._common import Coefficients
 
-__all__ = ["DTYPES", "OPERATION", "all_finite", "compute_dtype", "step", "step_many"]
+__all__ = ["DTYPES", "OPERATION", "all_finite", "compute_dtype", "prepare", "step", "step_many"]
 
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 """The parameter dtypes this kernel updates."""
@@ -120,13 +120,30 @@ def step(p: Any, g: Any, v: Any, s: Any, c: Coefficients) -> None:
     _kernel(compute)(g, *scalars, *flags, p, v, s)
 
 
-def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients) -> None:
+def prepare(k: Any) -> None:
+    """No per-optimizer work array is needed here (see :func:`adam_np.kernels.numba_kernel.prepare`).
+
+    Parameters
+    ----------
+    k : Constants
+
+    Examples
+    --------
+    >>> prepare(None) is None
+    True
+    """
+    return None
+
+
+def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: Any = None) -> None:
     """:func:`step` on each ``(ps[i], gs[i], vs[i], ss[i])``: one launch per array.
 
     Parameters
     ----------
     ps, gs, vs, ss : list of cupy.ndarray
     c : Coefficients
+    work : None
+        Unused (accepted for a uniform interface).
 
     Examples
     --------

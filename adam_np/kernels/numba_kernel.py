@@ -21,20 +21,23 @@ import numpy as np
 
 from ._common import Coefficients, Constants
 
-__all__ = ["DTYPES", "PARALLEL_MIN", "all_finite", "compile_all", "step", "step_many"]
+__all__ = [
+    "DTYPES", "PARALLEL_MIN", "all_finite", "compile_all", "prepare", "set_num_threads", "step", "step_many",
+    "stream_roof",
+]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 """The dtypes this kernel updates."""
 
-PARALLEL_MIN = 1 << 15
+PARALLEL_MIN = 1 << 18
 """Arrays of at least this many elements run the ``prange`` loop, smaller ones the serial one."""
 
 
-def _coefs(dtype_like, k, lr, bc1, bc2, alpha):  # pragma: no cover - compiled by numba
+def _coefs(dtype_like, k):  # pragma: no cover - compiled by numba
     """The coefficients rounded to the array dtype (float64 -> float32 rounds to nearest, as NumPy)."""
     out = np.empty(10, dtype_like.dtype)
-    out[0], out[1], out[2], out[3], out[4] = k[3], k[4], k[5], k[6], k[7]
-    out[5], out[6], out[7], out[8], out[9] = lr, bc1, bc2, alpha, k[8]
+    for j in range(10):
+        out[j] = k[3 + j]
     return out
 
 
@@ -64,17 +67,17 @@ _body_jit = numba.njit(inline="always", error_model="numpy")(_body)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _serial(p, g, v, s, k, lr, bc1, bc2, alpha):  # pragma: no cover - compiled by numba
+def _serial(p, g, v, s, k):  # pragma: no cover - compiled by numba
     p, g, v, s = p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1)
-    kk = _coefs_jit(p, k, lr, bc1, bc2, alpha)
+    kk = _coefs_jit(p, k)
     mode, maximize, decay = int(k[0]), k[1] != 0.0, k[2] != 0.0
     for i in range(p.shape[0]):
         _body_jit(i, p, g, v, s, kk, mode, maximize, decay)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _parallel(p, g, v, s, k, lr, bc1, bc2, alpha):  # pragma: no cover - compiled by numba
-    kk = _coefs_jit(p, k, lr, bc1, bc2, alpha)
+def _parallel(p, g, v, s, k):  # pragma: no cover - compiled by numba
+    kk = _coefs_jit(p, k)
     _parallel_loop(p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1), kk,
                    int(k[0]), k[1] != 0.0, k[2] != 0.0)
 
@@ -109,19 +112,30 @@ def _finite_parallel(g):  # pragma: no cover - compiled by numba
     return _finite_parallel_loop(g.reshape(-1))
 
 
-_constant_arrays: dict = {}
+def prepare(k: Constants) -> np.ndarray:
+    """A float64 work array for :func:`step_many`: the config's constants, room for a step's scalars.
 
+    Layout: ``mode, maximize, decay, weight_decay, beta1, 1-beta1, beta2, 1-beta2, lr, bc1, bc2,
+    alpha, eps`` (the step's ``lr, bc1, bc2, alpha`` are written by each :func:`step_many`), so one
+    kernel call takes five arrays and nothing else (numba dispatches arrays fastest).
 
-def _constants_array(k: Constants) -> np.ndarray:
-    """``(mode, maximize, decay, wd, beta1, 1-beta1, beta2, 1-beta2, eps)`` as float64, cached per Constants."""
-    out = _constant_arrays.get(k)
-    if out is None:
-        if len(_constant_arrays) > 64:
-            _constant_arrays.clear()
-        out = _constant_arrays[k] = np.array(
-            [k.mode, k.maximize, k.weight_decay != 0.0, k.weight_decay, k.beta1, k.one_minus_beta1, k.beta2,
-             k.one_minus_beta2, k.eps], dtype=np.float64)
-    return out
+    Parameters
+    ----------
+    k : Constants
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import constants
+    >>> prepare(constants(AdamConfig()))[:5]
+    array([0. , 0. , 0. , 0. , 0.9])
+    """
+    return np.array([k.mode, k.maximize, k.weight_decay != 0.0, k.weight_decay, k.beta1, k.one_minus_beta1,
+                     k.beta2, k.one_minus_beta2, 0.0, 0.0, 0.0, 0.0, k.eps], dtype=np.float64)
 
 
 def step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: Coefficients) -> None:
@@ -148,7 +162,7 @@ def step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: Coeffici
     step_many([p], [g], [v], [s], c)
 
 
-def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients) -> None:
+def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: np.ndarray | None = None) -> None:
     """:func:`step` on each ``(ps[i], gs[i], vs[i], ss[i])``.
 
     Parameters
@@ -156,6 +170,9 @@ def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients) -> None:
     ps, gs, vs, ss : list of numpy.ndarray
         C-contiguous arrays, as for :func:`step`.
     c : Coefficients
+    work : numpy.ndarray, optional
+        ``prepare(c.constants)``, kept by the caller between steps (saves building it; not
+        thread-safe: one work array per optimizer).
 
     Examples
     --------
@@ -168,10 +185,13 @@ def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients) -> None:
     >>> ps
     [array([0.5, 0.5]), array([[0.5]], dtype=float32)]
     """
-    k = _constants_array(c.constants)
-    lr, bc1, bc2, alpha = c.lr, c.bc1, c.bc2, c.alpha
+    k = prepare(c.constants) if work is None else work
+    _, k[8], k[9], k[10], k[11] = c
     for p, g, v, s in zip(ps, gs, vs, ss):
-        (_parallel if p.size >= PARALLEL_MIN else _serial)(p, g, v, s, k, lr, bc1, bc2, alpha)
+        if p.size < PARALLEL_MIN:
+            _serial(p, g, v, s, k)
+        else:
+            _parallel(p, g, v, s, k)
 
 
 def all_finite(g: np.ndarray) -> bool:
@@ -220,3 +240,65 @@ def compile_all() -> dict[str, float]:
             all_finite(a[1])
         out[dtype.name] = time.perf_counter() - t0
     return out
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _roof_loop(p, g, v, s):  # pragma: no cover - compiled by numba
+    for i in numba.prange(p.shape[0]):
+        gi = g[i]
+        p[i] = p[i] + gi
+        v[i] = v[i] + gi
+        s[i] = s[i] + gi
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _roof_serial(p, g, v, s):  # pragma: no cover - compiled by numba
+    for i in range(p.shape[0]):
+        gi = g[i]
+        p[i] = p[i] + gi
+        v[i] = v[i] + gi
+        s[i] = s[i] + gi
+
+
+def stream_roof(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray) -> None:
+    """An Adam-shaped memory stream with trivial math: read p, g, v, s and write p, v, s (``x += g``).
+
+    The time it takes on n elements is the machine's memory roof for one Adam step
+    (28 bytes per float32 element, 56 per float64); benchmarks report kernels against it.
+    Like :func:`step`, it runs in parallel from :data:`PARALLEL_MIN` elements on.
+
+    Parameters
+    ----------
+    p, g, v, s : numpy.ndarray
+        1-D contiguous arrays of one dtype; ``p``, ``v``, ``s`` are changed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = [np.ones(3) for _ in range(4)]
+    >>> stream_roof(*a); a[0]
+    array([2., 2., 2.])
+    """
+    (_roof_loop if p.shape[0] >= PARALLEL_MIN else _roof_serial)(p, g, v, s)
+
+
+def set_num_threads(n: int) -> int:
+    """Run the ``prange`` loops on ``n`` threads (at most numba's ``NUMBA_NUM_THREADS``).
+
+    Parameters
+    ----------
+    n : int
+
+    Returns
+    -------
+    int
+        The previous number.
+
+    Examples
+    --------
+    >>> old = set_num_threads(1); set_num_threads(old)
+    1
+    """
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    return old

@@ -30,7 +30,8 @@ import numpy as np
 from ._common import Coefficients
 
 __all__ = [
-    "CHUNK", "DTYPES", "PARALLEL_MIN", "all_finite", "get_num_threads", "set_num_threads", "step", "step_many",
+    "CHUNK", "DTYPES", "PARALLEL_MIN", "all_finite", "get_num_threads", "prepare", "set_num_threads", "step",
+    "step_many",
 ]
 
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -200,7 +201,22 @@ def step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: Coeffici
         f.result()
 
 
-def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients) -> None:
+def prepare(k: Any) -> None:
+    """No per-optimizer work array is needed here (see :func:`adam_np.kernels.numba_kernel.prepare`).
+
+    Parameters
+    ----------
+    k : Constants
+
+    Examples
+    --------
+    >>> prepare(None) is None
+    True
+    """
+    return None
+
+
+def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: Any = None) -> None:
     """:func:`step` on each ``(ps[i], gs[i], vs[i], ss[i])``, the coefficients converted once per dtype.
 
     Parameters
@@ -208,6 +224,8 @@ def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients) -> None:
     ps, gs, vs, ss : list of numpy.ndarray
         Flat arrays, as for :func:`step`.
     c : Coefficients
+    work : None
+        Unused (the numba kernel's per-optimizer work array; accepted for a uniform interface).
 
     Examples
     --------
