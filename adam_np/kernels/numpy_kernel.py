@@ -14,7 +14,8 @@ as NumPy does with a Python float), so the result is bit-for-bit the pure
 
 (:math:`b_i = 1-\beta_i^t`; ``eps_mode`` ``"root"`` and ``"hat"`` likewise). NumPy ufuncs
 release the GIL, so the chunks of large arrays run on a small thread pool; no temporary
-of the array's size is ever made (the scratch is three chunks per thread, allocated once).
+of the array's size is ever made (the scratch is three chunks per thread and dtype, allocated
+once: 768 KiB for float32, 1.5 MiB for float64).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ __all__ = [
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 """The dtypes this kernel updates (NumPy's own float16 loops, so float16 is exact too)."""
 
-CHUNK = 1 << 14
-"""Elements per chunk: 16384 (64 KiB of float32 per operand, the working set of 7 operands fits L2)."""
+CHUNK = 1 << 16
+"""Elements per chunk: 65536 (256 KiB per float32 operand). Per chunk the kernel makes ~14 ufunc
+calls on data that stays in L2/L3; smaller chunks pay more per-call overhead (measured at n = 1e7
+float32, one thread: 16384 → 23 ms, 65536 → 20 ms, 262144 → 18 ms), larger ones more scratch."""
 
 PARALLEL_MIN = 1 << 17
 """Arrays of at least this many elements are split over the thread pool."""
