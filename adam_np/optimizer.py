@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import adam as _adam
-from ._xp import array_namespace, is_writeable
+from ._xp import array_namespace, backend_name, is_writeable
 from .kernels import resolve_backend
 from .kernels._inplace import InPlaceStep
 
@@ -98,7 +98,7 @@ class Adam:
                 raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}); "
                                  "use adam_np.update for immutable arrays")
         self._xp = array_namespace(*params, name="params")
-        resolve_backend(backend, backend_of(params))  # a bad or unavailable backend fails here
+        resolve_backend(backend, backend_name(params[0]) if params else "numpy")  # bad or unavailable: fail here
         self.params = params
         self.config = config
         self.state = state
@@ -111,7 +111,14 @@ class Adam:
 
     @property
     def backend(self) -> str | None:
-        """The kernel backend that the next step uses, None for the pure path."""
+        """The kernel backend that the next step uses, None for the pure path.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Adam([np.zeros(3)], backend="numpy").backend, Adam([np.zeros((3, 2))[:, 0]]).backend
+        ('numpy', None)
+        """
         fast = self._current_fast()
         return None if fast is None else fast.backend
 
@@ -299,13 +306,6 @@ class Adam:
             v, s = [xp.asarray(v, copy=True) for v in state.v], [xp.asarray(s, copy=True) for s in state.s]
         self.config = config
         self.state = _adam.AdamState(int(state.step), v, s, int(skipped))
-
-
-def backend_of(params: list) -> str:
-    """The array library of ``params`` (``"numpy"`` for an empty list)."""
-    from ._xp import backend_name
-
-    return backend_name(params[0]) if params else "numpy"
 
 
 def _check_shape(i: int, shape: Any) -> tuple:

@@ -85,6 +85,9 @@ class InPlaceStep:
         self.flat_lists = None if flat is None else tuple([a] for a in flat)
         self.grad_views = grad_views
         self.check_finite = config is not None and config.nonfinite != "propagate"
+        # numba: the compiled loop of each array, bound once (saves the per-step selection)
+        self.bound = [(self.kernel.select(p), p, v, s) for p, v, s in zip(self.params, self.v, self.s)] \
+            if backend == "numba" and config is not None else None
 
     @classmethod
     def build(cls, params: list, state: AdamState, config: Any, backend: str, flat: tuple | None = None,
@@ -224,7 +227,12 @@ class InPlaceStep:
                 if not kernel.all_finite(g):
                     return None
         t = state.step + 1
-        if own:
+        if own and self.bound is not None and ps is self.p_flat:
+            work = self.work
+            kernel.set_step(work, coefficients(config, config.lr_at(t), t, self.constants))
+            for g, (loop, p, v, s) in zip(gs, self.bound):
+                loop(p, g, v, s, work)
+        elif own:
             kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, self.constants), self.work)
         else:
             kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t))

@@ -22,8 +22,8 @@ import numpy as np
 from ._common import Coefficients, Constants
 
 __all__ = [
-    "DTYPES", "PARALLEL_MIN", "all_finite", "compile_all", "prepare", "set_num_threads", "step", "step_many",
-    "stream_roof",
+    "DTYPES", "PARALLEL_MIN", "all_finite", "compile_all", "prepare", "select", "set_num_threads", "set_step",
+    "step", "step_many", "stream_roof",
 ]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -100,19 +100,6 @@ def _finite_serial(g):  # pragma: no cover - compiled by numba
     return bad == 0
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _finite_parallel_loop(g):  # pragma: no cover - compiled by numba
-    bad = 0
-    for i in numba.prange(g.shape[0]):
-        bad += 0 if np.isfinite(g[i]) else 1
-    return bad == 0
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _finite_parallel(g):  # pragma: no cover - compiled by numba
-    return _finite_parallel_loop(g.reshape(-1))
-
-
 def prepare(k: Constants) -> np.ndarray:
     """A float64 work array for :func:`step_many`: the config's constants, room for a step's scalars.
 
@@ -187,16 +174,59 @@ def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: np.
     [array([0.5, 0.5]), array([[0.5]], dtype=float32)]
     """
     k = prepare(c.constants) if work is None else work
-    _, k[8], k[9], k[10], k[11] = c
+    set_step(k, c)
     for p, g, v, s in zip(ps, gs, vs, ss):
-        if p.size < PARALLEL_MIN:
-            _serial(p, g, v, s, k)
-        else:
-            _parallel(p, g, v, s, k)
+        select(p)(p, g, v, s, k)
+
+
+def set_step(work: np.ndarray, c: Coefficients) -> None:
+    """Write the step's ``lr, bc1, bc2, alpha`` into a :func:`prepare` work array.
+
+    Parameters
+    ----------
+    work : numpy.ndarray
+    c : Coefficients
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> c = coefficients(AdamConfig(), 0.5, 1)
+    >>> work = prepare(c.constants); set_step(work, c); work[8]
+    np.float64(0.5)
+    """
+    _, work[8], work[9], work[10], work[11] = c
+
+
+def select(p: np.ndarray):
+    """The compiled loop for ``p``: serial below :data:`PARALLEL_MIN` elements, ``prange`` from there.
+
+    Called as ``select(p)(p, g, v, s, work)`` with ``work`` from :func:`prepare`, its step scalars
+    written (what :func:`step_many` does); :class:`adam_np.kernels._inplace.InPlaceStep` binds it
+    once per array to save the per-step dispatch.
+
+    Parameters
+    ----------
+    p : numpy.ndarray
+
+    Returns
+    -------
+    numba dispatcher
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> select(np.zeros(3)) is select(np.zeros((2, 2)))
+    True
+    """
+    return _serial if p.size < PARALLEL_MIN else _parallel
 
 
 def all_finite(g: np.ndarray) -> bool:
     """Whether a C-contiguous float32/float64 array holds no NaN and no ±inf (one read, no temporary).
+
+    One vectorized serial loop: it reads g at close to one core's bandwidth, and a ``prange``
+    version was slower on a loaded two-core machine (barrier costs), so none is used.
 
     Parameters
     ----------
@@ -212,7 +242,7 @@ def all_finite(g: np.ndarray) -> bool:
     >>> all_finite(np.array([1.0, 2.0])), all_finite(np.array([1.0, -np.inf]))
     (True, False)
     """
-    return bool((_finite_parallel if g.size >= PARALLEL_MIN else _finite_serial)(g))
+    return bool(_finite_serial(g))
 
 
 def compile_all() -> dict[str, float]:
