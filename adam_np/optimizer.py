@@ -135,8 +135,8 @@ class Adam:
         return fast
 
     @classmethod
-    def from_shapes(cls, shapes: Sequence[Any], dtype: Any = np.float64, **kwargs: Any) -> Adam:
-        """An optimizer over new zero NumPy parameters that are views into one flat buffer.
+    def from_shapes(cls, shapes: Sequence[Any], dtype: Any = np.float64, *, xp: Any = np, **kwargs: Any) -> Adam:
+        """An optimizer over new zero parameters that are views into one flat buffer.
 
         The parameters, the gradients (:attr:`grads`) and both moments each live in one
         contiguous buffer, so ``opt.step(opt.grads)`` is a single kernel call for the whole
@@ -149,6 +149,8 @@ class Adam:
             The parameter shapes.
         dtype : dtype, default float64
             A real floating NumPy dtype.
+        xp : module, default numpy
+            Allocates the buffers: ``numpy``, or ``cupy`` (then a step is one kernel launch on the GPU).
         **kwargs
             As for :class:`Adam` (``lr``, ``config``, ``backend``, ...).
 
@@ -183,9 +185,9 @@ class Adam:
             raise TypeError(f"dtype must be a real floating dtype, got {dtype}")
         sizes = [math.prod(shape) for shape in shapes]
         offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
-        flat = tuple(np.zeros(offsets[-1], dtype) for _ in range(4))
+        flat = tuple(xp.zeros(offsets[-1], dtype) for _ in range(4))
 
-        def views(buffer: np.ndarray) -> list:
+        def views(buffer: Any) -> list:
             return [buffer[a:b].reshape(shape) for a, b, shape in zip(offsets, offsets[1:], shapes)]
 
         opt = cls(views(flat[0]), **kwargs)

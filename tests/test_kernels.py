@@ -283,6 +283,27 @@ def test_adam_on_cupy_arrays_uses_one_kernel_and_matches_pure():
     assert_bitwise(p.get(), ref.get())
 
 
+@pytest.mark.gpu
+@requires_gpu
+def test_flat_cupy_optimizer_is_one_launch_and_matches_pure():
+    import cupy as cp
+
+    opt = adam_np.Adam.from_shapes([(5, 1), (1,)], dtype="float32", xp=cp, lr=0.01)
+    assert opt.backend == "cupy" and isinstance(opt.params[0], cp.ndarray)
+    rng = np.random.default_rng(7)
+    ref = [cp.asarray(rng.normal(size=x.shape).astype("float32")) for x in opt.params]
+    for x, r in zip(opt.params, ref):
+        x[...] = r
+    state = adam_np.init(ref)
+    for _ in range(4):
+        for buf in opt.grads:
+            buf[...] = cp.asarray(rng.normal(size=buf.shape).astype("float32"))
+        ref, state = adam_np.update([g.copy() for g in opt.grads], state, ref, opt.config)
+        opt.step(opt.grads)
+    for a, b in zip(opt.params, ref):
+        assert_bitwise(a.get(), b.get())
+
+
 def test_gpu_tests_skip_cleanly_without_a_device():
     # The marker's reason names the cause; on this machine the GPU tests either run or skip with it.
     assert requires_gpu.kwargs["reason"] == "CuPy has no CUDA device on this machine"
