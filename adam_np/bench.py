@@ -413,11 +413,15 @@ def _plot(rows: list[dict], path: Path) -> bool:
 
     dtypes = sorted({r["dtype"] for r in rows})
     fig, axes = plt.subplots(1, len(dtypes), figsize=(6 * len(dtypes), 4.5), squeeze=False)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    colors = plt.cm.tab20.colors
     for ax, dtype in zip(axes[0], dtypes):
-        for method in dict.fromkeys(r["method"] for r in rows):
+        for i, method in enumerate(methods):
             pts = sorted((r["n"], r["time_s"]) for r in rows if r["method"] == method and r["dtype"] == dtype)
             if pts:
-                ax.loglog(*zip(*pts), marker="o", label=method, linestyle="--" if "roof" in method else "-")
+                roof = "roof" in method
+                ax.loglog(*zip(*pts), marker="os^vD<>"[i % 7], label=method, color="black" if roof else colors[i % 20],
+                          linestyle="--" if roof else "-")
         ax.set(title=f"one Adam step, {dtype}", xlabel="n (parameters)", ylabel="time per step (s)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=7)
