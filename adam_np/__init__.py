@@ -12,19 +12,22 @@ tensors and ``array_api_strict`` alike:
 array([0.9, 1.9])
 """
 
+from . import presets, variants
 from .adam import EPS_MODES, NONFINITE_POLICIES, AdamConfig, AdamState, bias_corrections, init, update
 from .optimizer import Adam
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EPS_MODES",
+    "NONFINITE_POLICIES",
     "Adam",
     "AdamConfig",
     "AdamState",
-    "EPS_MODES",
-    "NONFINITE_POLICIES",
     "__version__",
     "bias_corrections",
     "init",
+    "presets",
     "update",
+    "variants",
 ]

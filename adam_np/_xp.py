@@ -16,9 +16,11 @@ from array_api_compat import is_array_api_obj, is_cupy_array, is_numpy_array, is
 __all__ = [
     "array_namespace",
     "backend_name",
+    "BACKENDS",
     "check_same_backend",
     "is_writeable",
     "is_real_floating",
+    "namespace_for",
 ]
 
 
@@ -159,3 +161,52 @@ def is_writeable(x: Any) -> bool:
     if is_torch_array(x):
         return not x.requires_grad or not x.is_leaf
     return False
+
+
+BACKENDS = ("numpy", "cupy")
+"""Backends that :func:`namespace_for` can hand out by name."""
+
+
+def namespace_for(backend: str) -> Any:
+    """The array-API namespace of a backend named on the command line.
+
+    Parameters
+    ----------
+    backend : {"numpy", "cupy"}
+
+    Returns
+    -------
+    namespace
+        ``array_api_compat.numpy`` or ``array_api_compat.cupy``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    RuntimeError
+        For ``"cupy"`` when CuPy is not installed or sees no CUDA device.
+
+    Examples
+    --------
+    >>> namespace_for("numpy").__name__
+    'array_api_compat.numpy'
+    """
+    if backend == "numpy":
+        import array_api_compat.numpy as xp
+
+        return xp
+    if backend != "cupy":
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(f"backend 'cupy' needs CuPy and a CUDA GPU: cupy is not installed ({exc})") from None
+    try:
+        available = bool(cupy.cuda.is_available())
+    except Exception as exc:  # noqa: BLE001 - a broken CUDA runtime means: no usable device
+        raise RuntimeError(f"backend 'cupy' needs a CUDA GPU: {type(exc).__name__}: {exc}") from None
+    if not available:
+        raise RuntimeError("backend 'cupy' needs a CUDA GPU, but CuPy finds no CUDA device on this machine")
+    import array_api_compat.cupy as xp
+
+    return xp

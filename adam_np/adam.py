@@ -13,6 +13,17 @@ Kingma & Ba (2014), Algorithm 1, in the notation of D2L section 7.8. For a gradi
 :func:`init` makes the state, :func:`update` returns new parameters and a new state and
 never mutates its inputs (so it also works for immutable arrays). The stateful,
 in-place :class:`adam_np.Adam` is built on the same functions.
+
+One leaf update is assembled from small named pieces, each chosen by the config:
+gradient preprocessing (``_preprocess``: ``maximize``, L2 or decoupled weight decay),
+first moment (``_first_moment``), second-moment rule (``_second_moment``: EMA of
+:math:`g^2`, AdaMax's infinity norm, Yogi's additive rule), AMSGrad's running maximum
+(:func:`adam_np.variants.amsgrad_max`), numerator (``_numerator``: :math:`\hat v`, or NAdam's
+Nesterov combination), denominator with the ε placement (``_denominator``), the per-step
+scalars with RAdam's rectification (``_step_scalars``) and the final ``_apply``. The variant
+rules live in :mod:`adam_np.variants` and are chosen by :class:`AdamConfig` fields
+(``variant``, ``weight_decay_mode``...); for a plain config (:attr:`AdamConfig.is_plain_adam`)
+the path performs exactly the operations of Algorithm 1 it always did.
 """
 
 from __future__ import annotations
@@ -24,13 +35,16 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 from . import _tree
-from ._xp import array_namespace, is_real_floating
+from . import variants as _rules
+from ._xp import array_namespace, backend_name, is_real_floating
 
 __all__ = [
-    "AdamConfig",
-    "AdamState",
     "EPS_MODES",
     "NONFINITE_POLICIES",
+    "VARIANTS",
+    "WEIGHT_DECAY_MODES",
+    "AdamConfig",
+    "AdamState",
     "all_finite",
     "bias_corrections",
     "init",
@@ -43,6 +57,33 @@ EPS_MODES = ("outside", "root", "hat")
 
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
 """What a non-finite gradient does: raise an error, skip the whole step, or propagate (torch)."""
+
+VARIANTS = ("adam", "amsgrad", "adamax", "nadam", "radam", "yogi")
+"""The update rules on the shared core (AdamW is ``weight_decay_mode="decoupled"`` on any of them)."""
+
+WEIGHT_DECAY_MODES = ("l2", "decoupled", "decoupled_add")
+"""``"l2"``: :math:`g \\leftarrow g + \\lambda x` (torch ``Adam``); ``"decoupled"``:
+:math:`x \\leftarrow (1 - \\eta\\lambda) x` before the moments (torch ``AdamW``, Loshchilov & Hutter);
+``"decoupled_add"``: :math:`x \\leftarrow x - \\eta(u + \\lambda x)`, :math:`u` the Adam direction (optax)."""
+
+AMSGRAD_MAXES = ("raw", "corrected")
+"""AMSGrad: maximum over the raw :math:`s` then bias-correct (torch, Keras), or over :math:`\\hat s` (optax)."""
+
+NADAM_SCHEDULES = ("decay", "constant")
+"""NAdam's momentum: :math:`\\mu_t = \\beta_1(1 - \\tfrac12 0.96^{t\\psi})` (torch, Keras), or
+:math:`\\mu_t = \\beta_1` (optax ``nesterov=True``)."""
+
+MU_PRODUCT_DTYPES = ("float64", "float32")
+"""Precision of NAdam's running product :math:`\\prod_i \\mu_i` (torch keeps a float32 tensor)."""
+
+# Options that only some variants use, with their defaults: setting one for another variant is an error.
+_VARIANT_OPTIONS = {
+    "amsgrad_max": (("amsgrad",), "raw"),
+    "nadam_schedule": (("nadam",), "decay"),
+    "momentum_decay": (("nadam",), 4e-3),
+    "mu_product_dtype": (("nadam",), "float64"),
+    "radam_threshold": (("radam",), 5.0),
+}
 
 LearningRate = float | Callable[[int], float]
 
@@ -92,6 +133,30 @@ class AdamConfig:
         A gradient holding NaN or ±inf: raise :class:`FloatingPointError` and change nothing; skip
         the whole step (the step counter does not advance, ``state.skipped`` counts it); or
         compute with it as torch does.
+    variant : {"adam", "amsgrad", "adamax", "nadam", "radam", "yogi"}, default "adam"
+        The update rule (see :mod:`adam_np.variants` for each one's math and constructor).
+    weight_decay_mode : {"l2", "decoupled", "decoupled_add"}, default "l2"
+        ``"l2"``: :math:`g \leftarrow g + \lambda x`; ``"decoupled"`` (AdamW):
+        :math:`x \leftarrow (1 - \eta_t\lambda)\,x` before the moments, as torch ``AdamW`` does;
+        ``"decoupled_add"``: :math:`x \leftarrow x - \eta_t(u + \lambda x)` with :math:`u` the Adam
+        direction, as optax ``adamw`` does (equal in exact arithmetic, not in float32).
+    eps_root : float, default 0.0
+        :math:`\epsilon_{root} \ge 0` added under the square root, on top of ``eps`` (optax ``eps_root``):
+        :math:`\hat v/(\sqrt{\hat s + \epsilon_{root}} + \epsilon)`.
+    amsgrad_max : {"raw", "corrected"}, default "raw"
+        AMSGrad only: maximum over the raw :math:`s` then divide by :math:`1-\beta_2^t` (torch, Keras), or
+        maximum over the corrected :math:`\hat s` (optax).
+    nadam_schedule : {"decay", "constant"}, default "decay"
+        NAdam only: :math:`\mu_t = \beta_1(1 - \tfrac12\,0.96^{t\psi})` (torch, Keras with
+        :math:`\psi = 1`) or :math:`\mu_t = \beta_1` (optax).
+    momentum_decay : float, default 4e-3
+        NAdam only: :math:`\psi \ge 0` of the ``"decay"`` schedule (torch default 4e-3).
+    mu_product_dtype : {"float64", "float32"}, default "float64"
+        NAdam only: precision of the running product :math:`\prod_{i\le t}\mu_i` (torch: float32).
+    radam_threshold : float, default 5.0
+        RAdam only: rectify when :math:`\rho_t >` this (≥ 4), else take the SGD-with-momentum step.
+    initial_accumulator : float, default 0.0
+        Value :math:`\ge 0` both moments start at in :func:`init` (optax ``yogi``: 1e-6).
 
     Raises
     ------
@@ -100,9 +165,10 @@ class AdamConfig:
 
     Examples
     --------
-    >>> AdamConfig(lr=0.01, eps=1e-6)  # doctest: +NORMALIZE_WHITESPACE
-    AdamConfig(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-06, eps_mode='outside',
-               weight_decay=0.0, maximize=False, nonfinite='raise')
+    >>> AdamConfig(lr=0.01, eps=1e-6)  # doctest: +ELLIPSIS
+    AdamConfig(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-06, eps_mode='outside', weight_decay=0.0, maximize=False, ...)
+    >>> AdamConfig().is_plain_adam, AdamConfig(variant="amsgrad").is_plain_adam
+    (True, False)
     >>> AdamConfig(beta1=1.0)
     Traceback (most recent call last):
     ...
@@ -117,6 +183,15 @@ class AdamConfig:
     weight_decay: float = 0.0
     maximize: bool = False
     nonfinite: str = "raise"
+    variant: str = "adam"
+    weight_decay_mode: str = "l2"
+    eps_root: float = 0.0
+    amsgrad_max: str = "raw"
+    nadam_schedule: str = "decay"
+    momentum_decay: float = 4e-3
+    mu_product_dtype: str = "float64"
+    radam_threshold: float = 5.0
+    initial_accumulator: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -138,6 +213,59 @@ class AdamConfig:
             raise TypeError(f"maximize must be a bool, got {type(self.maximize).__name__}: {self.maximize!r}")
         if self.nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {self.nonfinite!r}")
+        self._check_variant()
+
+    def _check_variant(self) -> None:
+        """Validate the variant fields (called by ``__post_init__``)."""
+        set_ = object.__setattr__
+        for name, allowed in (("variant", VARIANTS), ("weight_decay_mode", WEIGHT_DECAY_MODES),
+                              ("amsgrad_max", AMSGRAD_MAXES), ("nadam_schedule", NADAM_SCHEDULES),
+                              ("mu_product_dtype", MU_PRODUCT_DTYPES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("eps_root", "momentum_decay", "initial_accumulator"):
+            value = _real(name, getattr(self, name))
+            if not value >= 0.0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+            set_(self, name, value)
+        threshold = _real("radam_threshold", self.radam_threshold)
+        if not threshold >= 4.0:
+            raise ValueError(f"radam_threshold must be >= 4 (the rectification needs rho_t > 4), got {threshold!r}")
+        set_(self, "radam_threshold", threshold)
+        for name, (users, default) in _VARIANT_OPTIONS.items():
+            if self.variant not in users and getattr(self, name) != default:
+                raise ValueError(f"{name}={getattr(self, name)!r} applies only to variant {' or '.join(users)}, "
+                                 f"not variant={self.variant!r}")
+        if self.variant == "adamax" and (self.eps_mode == "hat" or self.eps_root):
+            what = "eps_mode='hat'" if self.eps_mode == "hat" else f"eps_root={self.eps_root!r}"
+            raise ValueError(f"{what} is not defined for variant='adamax' (it has no square root): use "
+                             "eps_mode='root' (eps inside the max, torch/optax) or 'outside' (u + eps, Keras)")
+        if self.variant == "adamax" and self.eps == 0.0:
+            raise ValueError("eps must be > 0 for variant='adamax', got 0.0: u stays 0 until a nonzero gradient "
+                             "arrives, and v/u would be 0/0")
+        if self.variant == "amsgrad" and self.amsgrad_max == "corrected" and self.eps_mode == "hat":
+            raise ValueError("eps_mode='hat' needs the raw second moment, so it cannot be combined with "
+                             "amsgrad_max='corrected'; use amsgrad_max='raw'")
+
+    @property
+    def is_plain_adam(self) -> bool:
+        """Whether this is Algorithm 1 itself (with optional ``maximize`` and L2 ``weight_decay``).
+
+        The in-place kernels implement exactly this case; every variant goes through :func:`update`.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> AdamConfig(weight_decay=0.1, eps_mode="hat").is_plain_adam
+        True
+        >>> AdamConfig(weight_decay=0.1, weight_decay_mode="decoupled").is_plain_adam
+        False
+        """
+        return self.variant == "adam" and (self.weight_decay_mode == "l2" or not self.weight_decay) \
+            and self.eps_root == 0.0
 
     def lr_at(self, step: int) -> float:
         """The learning rate :math:`\\eta_t` for step ``step`` (t ≥ 1), schedules evaluated and checked.
@@ -181,7 +309,7 @@ class AdamConfig:
 
 
 class AdamState(NamedTuple):
-    """State of Adam: the step counter and the two moments, shaped like the parameters.
+    r"""State of Adam: the step counter and the two moments, shaped like the parameters.
 
     Attributes
     ----------
@@ -193,12 +321,24 @@ class AdamState(NamedTuple):
         Second moment (moving average of squared gradients).
     skipped : int
         Steps skipped because of non-finite gradients (``nonfinite="skip"``).
+    master : container of arrays or None
+        Mixed precision: a copy of the parameters in the compute dtype (e.g. float32 for
+        float16 parameters), updated instead of the rounded parameters; None when the
+        parameters are their own master copy. See :func:`init`.
+    s_max : array or container of arrays, optional
+        AMSGrad's running maximum of the second moment (raw :math:`s` or :math:`\hat s`, as
+        ``config.amsgrad_max`` says); None for the other variants (AMSGrad then starts from zeros).
+    mu_product : float, default 1.0
+        NAdam's running product :math:`\prod_{i \le t} \mu_i` (``"decay"`` schedule); 1.0 otherwise.
     """
 
     step: int
     v: Any
     s: Any
     skipped: int = 0
+    master: Any = None
+    s_max: Any = None
+    mu_product: float = 1.0
 
 
 def bias_corrections(beta1: float, beta2: float, step: int) -> tuple[float, float]:
@@ -237,13 +377,25 @@ def _flatten(tree: Any, name: str):
     return _tree.flatten(tree, is_leaf=_is_array, name=name)
 
 
-def init(params: Any) -> AdamState:
-    """Initial state for ``params``: step 0 and zero moments of the same shape and dtype.
+def init(params: Any, config: AdamConfig | None = None, *, moment_dtype: Any = None,
+         master: bool | None = None) -> AdamState:
+    r"""Initial state for ``params``: step 0 and zero moments of the same shape.
 
     Parameters
     ----------
     params : array or list/tuple/dict of arrays
         The parameters (any array-API library, real floating dtype).
+    config : AdamConfig, optional
+        The variant's needs: both moments start at ``config.initial_accumulator`` (Yogi in optax:
+        1e-6) and AMSGrad gets a zero ``s_max``. Plain zero moments if omitted.
+    moment_dtype : dtype, optional
+        Dtype of the moments :math:`v, s` (a real floating dtype of the parameters' library).
+        Default: float32 for parameters narrower than 32 bits (float16, bfloat16), the
+        parameter's own dtype otherwise.
+    master : bool, optional
+        Keep a master copy of the parameters in the compute dtype (the wider of parameter and
+        moment dtype) in ``state.master``. Default: True exactly when some parameter is
+        narrower than its compute dtype (mixed precision).
 
     Returns
     -------
@@ -252,7 +404,17 @@ def init(params: Any) -> AdamState:
     Raises
     ------
     TypeError
-        If ``params`` holds non-arrays, arrays of several libraries, or integer arrays.
+        If ``params`` holds non-arrays, arrays of several libraries, or integer arrays, or
+        ``moment_dtype`` is not a real floating dtype of that library.
+
+    Notes
+    -----
+    Mixed precision (float16/bfloat16 parameters) follows torch AMP and Chainer's
+    ``use_fp32_update``: :func:`update` computes in float32 on the float32 master copy
+    :math:`x^{32}` and hands back :math:`\operatorname{round}_{16}(x^{32}_t)`. Without a master
+    copy (``master=False``) each step starts from the rounded parameter, so an update smaller
+    than half a float16 ulp (about :math:`2^{-11}|x|`) is lost: with ``lr=1e-3`` a float16
+    parameter :math:`|x| > 4` would never move.
 
     Examples
     --------
@@ -260,15 +422,54 @@ def init(params: Any) -> AdamState:
     >>> state = init([np.ones(2), np.ones(1)])
     >>> state.step, state.v
     (0, [array([0., 0.]), array([0.])])
+    >>> half = init(np.ones(2, dtype=np.float16))
+    >>> half.v.dtype, half.master.dtype
+    (dtype('float32'), dtype('float32'))
+    >>> init(np.ones(2), AdamConfig(variant="yogi", initial_accumulator=1e-6)).s
+    array([1.e-06, 1.e-06])
     """
+    if config is not None and not isinstance(config, AdamConfig):
+        raise TypeError(f"config must be an AdamConfig, got {type(config).__name__}")
     leaves, treedef = _flatten(params, "params")
     names = treedef.leaf_names("params")
     xp = array_namespace(*leaves, name="params")
     for name, x in zip(names, leaves):
         _check_floating(name, x, xp)
-    return AdamState(
-        0, treedef.unflatten([xp.zeros_like(x) for x in leaves]), treedef.unflatten([xp.zeros_like(x) for x in leaves])
-    )
+    if master is not None and not isinstance(master, bool):
+        raise TypeError(f"master must be None or a bool, got {type(master).__name__}: {master!r}")
+    mdtypes = [_moment_dtype(x, moment_dtype, xp) for x in leaves]
+    fill = 0.0 if config is None else config.initial_accumulator
+
+    def moments():
+        return [xp.full(x.shape, fill, dtype=dt, device=_device(x)) for x, dt in zip(leaves, mdtypes)]
+
+    cdtypes = [xp.result_type(x.dtype, dt) for x, dt in zip(leaves, mdtypes)]
+    if master is None:
+        master = any(c != x.dtype for x, c in zip(leaves, cdtypes))
+    copies = [xp.astype(x, c, copy=True) for x, c in zip(leaves, cdtypes)] if master else None
+    unflatten = treedef.unflatten
+    s_max = None
+    if config is not None and config.variant == "amsgrad":
+        s_max = unflatten([xp.zeros(x.shape, dtype=dt, device=_device(x)) for x, dt in zip(leaves, mdtypes)])
+    return AdamState(0, unflatten(moments()), unflatten(moments()), 0,
+                     master=None if copies is None else unflatten(copies), s_max=s_max)
+
+
+def _device(x: Any) -> Any:
+    return getattr(x, "device", None)
+
+
+def _moment_dtype(x: Any, moment_dtype: Any, xp: Any) -> Any:
+    """The moment dtype for parameter ``x``: ``moment_dtype`` checked, or the default."""
+    if moment_dtype is None:
+        return xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
+    try:
+        probe = xp.zeros((), dtype=moment_dtype)
+    except (TypeError, ValueError, AttributeError, RuntimeError):
+        raise TypeError(f"moment_dtype must be a dtype of {xp.__name__}, got {moment_dtype!r}") from None
+    if not is_real_floating(probe, xp):
+        raise TypeError(f"moment_dtype must be a real floating dtype, got {moment_dtype!r}")
+    return probe.dtype
 
 
 def _check_floating(name: str, x: Any, xp: Any) -> None:
@@ -276,21 +477,30 @@ def _check_floating(name: str, x: Any, xp: Any) -> None:
         raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
 
 
-def _check_step(step: Any, name: str = "state.step") -> int:
+INT64_MAX = 2**63 - 1
+
+
+def _check_step(step: Any, name: str = "state.step", *, limit: int = INT64_MAX) -> int:
+    """``step`` as a Python int in [0, limit]: int64 semantics; bool, float and arrays rejected."""
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(step).__name__}: {step!r}")
+        raise TypeError(f"{name} must be an int (Python int or NumPy integer), got {type(step).__name__}: {step!r:.80}")
+    step = int(step)
     if step < 0:
         raise ValueError(f"{name} must be >= 0, got {step!r}")
-    return int(step)
+    if step > limit:
+        raise ValueError(f"{name} must be <= {limit} (int64 counter), got {step!r}")
+    return step
 
 
-def _check_leaves(xs: list, names: list[str], ref: list, ref_names: list[str]) -> None:
-    """Each ``xs[i]`` must have the shape and dtype of ``ref[i]``."""
-    for name, x, ref_name, r in zip(names, xs, ref_names, ref):
+def _check_leaves(xs: list, names: list[str], ref: list, ref_names: list[str], *, dtypes: list | None = None) -> None:
+    """Each ``xs[i]`` must have the shape of ``ref[i]`` and the dtype ``dtypes[i]`` (default ``ref[i].dtype``)."""
+    for i, (name, x, ref_name, r) in enumerate(zip(names, xs, ref_names, ref)):
         if tuple(x.shape) != tuple(r.shape):
             raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(r.shape)} as {ref_name}")
-        if x.dtype != r.dtype:
+        if dtypes is None and x.dtype != r.dtype:
             raise TypeError(f"{name} has dtype {x.dtype}, expected {r.dtype} as {ref_name}")
+        if dtypes is not None and x.dtype != dtypes[i]:
+            raise TypeError(f"{name} has dtype {x.dtype}, expected {dtypes[i]}")
 
 
 class _Leaves(NamedTuple):
@@ -303,6 +513,8 @@ class _Leaves(NamedTuple):
     v: list
     s: list
     step: int
+    master: list | None = None
+    s_max: list | None = None
 
 
 def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
@@ -317,18 +529,52 @@ def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
         "state.v": _tree.flatten_like(state.v, treedef, is_leaf=_is_array, name="state.v"),
         "state.s": _tree.flatten_like(state.s, treedef, is_leaf=_is_array, name="state.s"),
     }
+    if state.master is not None:
+        flat["state.master"] = _tree.flatten_like(state.master, treedef, is_leaf=_is_array, name="state.master")
     for name, xs in {"params": p, **flat}.items():
         for label, x in zip(treedef.leaf_names(name), xs):
             if not _is_array(x):
                 raise TypeError(f"{label} must be an array, got {type(x).__name__}: {x!r:.80}")
-    xp = array_namespace(*p, *flat["grads"], *flat["state.v"], *flat["state.s"], name="params, grads and state")
+    array_namespace(*p, name="params")
+    ref = backend_name(p[0])
+    for name, xs in flat.items():  # each container's own library first, so the message names it
+        array_namespace(*xs, name=name)
+        if backend_name(xs[0]) != ref:
+            raise TypeError(f"{name} holds {backend_name(xs[0])} arrays but params holds {ref} arrays; "
+                            "pass arrays of a single library")
+    xp = array_namespace(*p, *(x for xs in flat.values() for x in xs), name="params, grads and state")
     names = treedef.leaf_names("params")
     for name, x in zip(names, p):
         _check_floating(name, x, xp)
-    for name, xs in flat.items():
-        _check_leaves(xs, treedef.leaf_names(name), p, names)
-    step = _check_step(state.step)
-    return _Leaves(xp, treedef, p, flat["grads"], flat["state.v"], flat["state.s"], step)
+    _check_leaves(flat["grads"], treedef.leaf_names("grads"), p, names)
+    v_names = treedef.leaf_names("state.v")
+    for name, x in zip(v_names, flat["state.v"]):
+        _check_floating(name, x, xp)
+    moment_dtypes = [v.dtype for v in flat["state.v"]]  # any real floating dtype (mixed precision)
+    _check_leaves(flat["state.v"], v_names, p, names, dtypes=moment_dtypes)
+    _check_leaves(flat["state.s"], treedef.leaf_names("state.s"), p, names, dtypes=moment_dtypes)
+    if state.master is not None:
+        compute = [xp.result_type(x.dtype, dt) for x, dt in zip(p, moment_dtypes)]
+        _check_leaves(flat["state.master"], treedef.leaf_names("state.master"), p, names, dtypes=compute)
+    step = _check_step(state.step, limit=INT64_MAX - 1)
+    _check_step(state.skipped, "state.skipped", limit=INT64_MAX - 1)
+    s_max = _validate_variant_state(state, config, treedef, p, names, moment_dtypes)
+    return _Leaves(xp, treedef, p, flat["grads"], flat["state.v"], flat["state.s"], step,
+                   flat.get("state.master"), s_max)
+
+
+def _validate_variant_state(state: AdamState, config: AdamConfig, treedef: Any, p: list, names: list,
+                            moment_dtypes: list):
+    """Check ``state.mu_product`` and, for AMSGrad, ``state.s_max``; return the flat ``s_max`` or None."""
+    mu_product = _real("state.mu_product", state.mu_product)
+    if not 0.0 <= mu_product <= 1.0:
+        raise ValueError(f"state.mu_product must be in [0, 1], got {mu_product!r}")
+    if config.variant != "amsgrad" or state.s_max is None:
+        return None
+    s_max = _tree.flatten_like(state.s_max, treedef, is_leaf=_is_array, name="state.s_max")
+    array_namespace(*p, *s_max, name="params and state.s_max")
+    _check_leaves(s_max, treedef.leaf_names("state.s_max"), p, names, dtypes=moment_dtypes)
+    return s_max
 
 
 def all_finite(arrays: list, *, xp: Any) -> bool:
@@ -353,24 +599,135 @@ def all_finite(arrays: list, *, xp: Any) -> bool:
     return all(bool(xp.all(xp.isfinite(g))) for g in arrays)
 
 
-def _adam_leaf(x: Any, g: Any, v: Any, s: Any, config: AdamConfig, lr: float, step: int, *, xp: Any):
-    """One Adam step on one array, as in Algorithm 1; returns new ``(x, v, s)``."""
-    beta1, beta2, eps = config.beta1, config.beta2, config.eps
+class _Scalars(NamedTuple):
+    """Per-step Python-float coefficients, computed once per :func:`update` (never per element)."""
+
+    lr: float
+    bc1: float
+    bc2: float
+    step_size: float  # what multiplies numerator/denominator
+    nadam_g: float = 0.0  # NAdam: v_hat = nadam_v * v + nadam_g * g
+    nadam_v: float = 0.0
+    mu_product: float = 1.0  # NAdam's new running product
+    rectified: bool = True  # RAdam: False in the SGD-with-momentum phase (rho_t <= threshold)
+
+
+def _step_scalars(config: AdamConfig, lr: float, step: int, mu_product: float) -> _Scalars:
+    r"""Step size and coefficients of step ``step``: bias corrections, ``eps_hat``'s :math:`\alpha_t`,
+    NAdam's :math:`\mu` schedule, RAdam's rectification :math:`r_t`."""
+    bc1, bc2 = bias_corrections(config.beta1, config.beta2, step)
+    variant = config.variant
+    if variant == "nadam":
+        mu_product, c_g, c_v = _rules.nadam_coefficients(config, step, mu_product)
+        step_size = lr * math.sqrt(bc2) if config.eps_mode == "hat" else lr
+        return _Scalars(lr, bc1, bc2, step_size, c_g, c_v, mu_product)
+    rect = 1.0
+    if variant == "radam":
+        rect = _rules.radam_rectification(config.beta2, step, config.radam_threshold)
+        if rect is None:
+            return _Scalars(lr, bc1, bc2, lr, rectified=False)
+    if config.eps_mode == "hat":
+        step_size = lr * math.sqrt(bc2) / bc1
+    else:
+        step_size = lr
+    if variant == "radam":
+        step_size = step_size * rect
+    return _Scalars(lr, bc1, bc2, step_size)
+
+
+def _preprocess(x: Any, g: Any, config: AdamConfig, lr: float) -> tuple[Any, Any]:
+    r"""``maximize`` (:math:`g \leftarrow -g`), then weight decay: L2 (:math:`g \leftarrow g + \lambda x`) or
+    decoupled (:math:`x \leftarrow (1 - \eta_t\lambda)x`, torch ``AdamW``). Returns ``(x, g)``."""
     if config.maximize:
         g = -g
     if config.weight_decay:
-        g = g + config.weight_decay * x
-    v = beta1 * v + (1.0 - beta1) * g
-    s = beta2 * s + (1.0 - beta2) * (g * g)
-    bc1, bc2 = bias_corrections(beta1, beta2, step)
+        if config.weight_decay_mode == "decoupled":
+            x = x * (1.0 - lr * config.weight_decay)
+        elif config.weight_decay_mode == "l2":
+            g = g + config.weight_decay * x
+    return x, g  # "decoupled_add" acts in _apply
+
+
+def _first_moment(v: Any, g: Any, beta1: float) -> Any:
+    r""":math:`v_t = \beta_1 v_{t-1} + (1-\beta_1) g_t`."""
+    return beta1 * v + (1.0 - beta1) * g
+
+
+def _second_moment(s: Any, g: Any, config: AdamConfig, *, xp: Any) -> Any:
+    r"""The second-moment rule: :math:`s_t = \beta_2 s_{t-1} + (1-\beta_2) g_t^2` (Adam), AdaMax's
+    infinity norm or Yogi's additive rule (:mod:`adam_np.variants`)."""
+    if config.variant == "adamax":
+        return _rules.adamax_norm(s, g, config.beta2, config.eps if config.eps_mode == "root" else 0.0, xp=xp)
+    if config.variant == "yogi":
+        return _rules.yogi_second_moment(s, g, config.beta2, xp=xp)
+    beta2 = config.beta2
+    return beta2 * s + (1.0 - beta2) * (g * g)
+
+
+def _numerator(v: Any, g: Any, config: AdamConfig, c: _Scalars) -> Any:
+    r"""What the step divides: :math:`\hat v = v/(1-\beta_1^t)`, raw :math:`v` for ``eps_hat`` (the
+    correction is in the step size), or NAdam's :math:`\mu_{t+1}`-weighted Nesterov combination."""
+    if config.variant == "nadam":
+        return c.nadam_v * v + c.nadam_g * g
     if config.eps_mode == "hat":
-        alpha = lr * math.sqrt(bc2) / bc1
-        return x - alpha * v / (xp.sqrt(s) + eps), v, s
-    v_hat = v / bc1
-    s_hat = s / bc2
+        return v
+    return v / c.bc1
+
+
+def _denominator(s: Any, config: AdamConfig, c: _Scalars, *, corrected: bool, xp: Any) -> Any:
+    r"""The ε placement: :math:`\sqrt{\hat s} + \epsilon` (``outside``), :math:`\sqrt{\hat s + \epsilon}`
+    (``root``) or :math:`\sqrt{s} + \hat\epsilon` (``hat``); ``eps_root`` under the root; AdaMax's
+    :math:`u` (+ ε for ``outside``). ``corrected`` says ``s`` is already :math:`\hat s` (optax AMSGrad)."""
+    eps = config.eps
+    if config.variant == "adamax":
+        return s + eps if config.eps_mode == "outside" else s
+    if config.eps_mode == "hat":
+        s_hat = s
+    else:
+        s_hat = s if corrected else s / c.bc2
+    if config.eps_root:
+        s_hat = s_hat + config.eps_root
     if config.eps_mode == "root":
-        return x - lr * v_hat / xp.sqrt(s_hat + eps), v, s
-    return x - lr * v_hat / (xp.sqrt(s_hat) + eps), v, s
+        return xp.sqrt(s_hat + eps)
+    return xp.sqrt(s_hat) + eps
+
+
+def _leaf_update(x: Any, g: Any, v: Any, s: Any, s_max: Any, config: AdamConfig, c: _Scalars, *, xp: Any):
+    """One step on one array, assembled from the pieces above; returns new ``(x, v, s, s_max)``."""
+    x, g = _preprocess(x, g, config, c.lr)
+    v = _first_moment(v, g, config.beta1)
+    s = _second_moment(s, g, config, xp=xp)
+    if not c.rectified:  # RAdam while rho_t <= threshold: SGD with momentum on the bias-corrected v
+        return _apply(x, v / c.bc1, None, config, c), v, s, s_max
+    s_eff, corrected = s, False
+    if config.variant == "amsgrad":
+        s_max, s_eff = _rules.amsgrad_max(s, s_max, c.bc2, config.amsgrad_max, xp=xp)
+        corrected = config.amsgrad_max == "corrected"
+    den = _denominator(s_eff, config, c, corrected=corrected, xp=xp)
+    return _apply(x, _numerator(v, g, config, c), den, config, c), v, s, s_max
+
+
+def _apply(x: Any, num: Any, den: Any, config: AdamConfig, c: _Scalars) -> Any:
+    r""":math:`x - \text{step} \cdot \text{num}/\text{den}` (``den`` None: RAdam's un-rectified
+    :math:`x - \eta\hat v`); with ``decoupled_add`` weight decay optax's :math:`x - \eta(u + \lambda x)`."""
+    if config.weight_decay and config.weight_decay_mode == "decoupled_add":
+        u = num if den is None else (num / den if c.step_size == c.lr else (c.step_size / c.lr) * num / den)
+        return x - c.lr * (u + config.weight_decay * x)
+    if den is None:
+        return x - c.lr * num
+    return x - c.step_size * num / den
+
+
+def _adam_leaf(x: Any, g: Any, v: Any, s: Any, config: AdamConfig, lr: float, step: int, *, xp: Any):
+    """One step of ``config``'s rule on one array without AMSGrad/NAdam state; returns new ``(x, v, s)``.
+
+    For a plain config (:attr:`AdamConfig.is_plain_adam`) these are exactly the operations of
+    Algorithm 1, in this order: ``v = b1*v + (1-b1)*g``, ``s = b2*s + (1-b2)*(g*g)``, then
+    ``x - lr*(v/bc1)/(sqrt(s/bc2) + eps)`` (or ``x - alpha*v/(sqrt(s) + eps)`` for ``eps_hat``).
+    """
+    c = _step_scalars(config, lr, step, 1.0)
+    x, v, s, _ = _leaf_update(x, g, v, s, None, config, c, xp=xp)
+    return x, v, s
 
 
 def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None = None) -> tuple[Any, AdamState]:
@@ -408,6 +765,11 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
     whole step is validated first; with ``nonfinite="skip"`` a non-finite gradient anywhere
     returns the inputs unchanged (``state.skipped`` + 1, ``state.step`` unchanged).
 
+    Mixed precision: each array is computed in the wider of its parameter and moment dtypes
+    (float32 for float16/bfloat16 parameters with the default moments of :func:`init`), on
+    ``state.master`` when the state holds one; the new parameters are rounded back to their
+    own dtype, the moments stored in theirs. With equal dtypes nothing is cast.
+
     Examples
     --------
     >>> import numpy as np
@@ -427,11 +789,41 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
                 f"grads contain NaN or inf at step {t}; nothing was updated "
                 "(use nonfinite='skip' to skip such steps or 'propagate' to apply them)"
             )
-        return params, state._replace(skipped=state.skipped + 1)
-    new = [
-        _adam_leaf(x, g, v, s, config, lr, t, xp=xp)
-        for x, g, v, s in zip(leaves.params, leaves.grads, leaves.v, leaves.s)
-    ]
+        return params, state._replace(step=leaves.step, skipped=int(state.skipped) + 1)
+    c = _step_scalars(config, lr, t, state.mu_product)
+    n = len(leaves.params)
+    masters = leaves.master if leaves.master is not None else [None] * n
+    s_maxes = leaves.s_max
+    if config.variant == "amsgrad" and s_maxes is None:
+        s_maxes = [xp.zeros_like(s) for s in leaves.s]
+    elif s_maxes is None:
+        s_maxes = [None] * n
+    new_p, new_v, new_s, new_m, new_smax = [], [], [], [], []
+    for x, g, v, s, m, s_max in zip(leaves.params, leaves.grads, leaves.v, leaves.s, masters, s_maxes):
+        # Mixed precision: compute in the wider of the parameter and moment dtypes, on the
+        # master copy when there is one; without casts this is exactly _leaf_update.
+        dt = xp.result_type(x.dtype, v.dtype)
+        x_c = m if m is not None else _cast(x, dt, xp)
+        s_max_c = None if s_max is None else _cast(s_max, dt, xp)
+        x_c, v_c, s_c, s_max_c = _leaf_update(
+            x_c, _cast(g, dt, xp), _cast(v, dt, xp), _cast(s, dt, xp), s_max_c, config, c, xp=xp
+        )
+        new_p.append(_cast(x_c, x.dtype, xp))
+        new_v.append(_cast(v_c, v.dtype, xp))
+        new_s.append(_cast(s_c, s.dtype, xp))
+        new_m.append(_cast(x_c, x_c.dtype, xp))
+        new_smax.append(None if s_max_c is None else _cast(s_max_c, v.dtype, xp))
     unflatten = leaves.treedef.unflatten
-    new_params = unflatten([n[0] for n in new])
-    return new_params, AdamState(t, unflatten([n[1] for n in new]), unflatten([n[2] for n in new]), state.skipped)
+    return unflatten(new_p), AdamState(
+        t, unflatten(new_v), unflatten(new_s), int(state.skipped),
+        master=None if leaves.master is None else unflatten(new_m),
+        s_max=unflatten(new_smax) if config.variant == "amsgrad" else state.s_max,
+        mu_product=c.mu_product,
+    )
+
+
+def _cast(x: Any, dtype: Any, xp: Any) -> Any:
+    """``x`` as an array of ``dtype``; NumPy's 0-d arithmetic returns scalars, made 0-d arrays again."""
+    if x.ndim == 0:
+        x = xp.asarray(x)
+    return x if x.dtype == dtype else xp.astype(x, dtype)

@@ -39,10 +39,13 @@ class Adam:
         As in :class:`adam_np.AdamConfig` (defaults 1e-3, 0.9, 0.999, 1e-8).
     config : AdamConfig, optional
         All hyper-parameters at once; then pass no other hyper-parameter.
+    moment_dtype, master : optional
+        Mixed precision, as in :func:`adam_np.init` (float16 parameters get float32 moments
+        and a float32 master copy by default).
     backend : {"auto", "numpy", "numba", "cupy"}, default "auto"
         The in-place kernel (:mod:`adam_np.kernels`) for NumPy/CuPy arrays: ``"auto"`` takes
         cupy for CuPy arrays, numba when installed, else numpy. Whatever the kernels do not cover
-        (other array libraries, non-contiguous arrays, configs for which
+        (other array libraries, non-contiguous arrays, mixed precision, configs for which
         :func:`adam_np.kernels.supports` is false) goes through :func:`adam_np.update`.
     **options
         Further :class:`adam_np.AdamConfig` fields: ``eps_mode``, ``weight_decay``,
@@ -79,8 +82,8 @@ class Adam:
     """
 
     def __init__(self, params: Sequence[Any], lr: Any = None, beta1: Any = None, beta2: Any = None,
-                 eps: Any = None, *, config: _adam.AdamConfig | None = None, backend: str = "auto",
-                 **options: Any) -> None:
+                 eps: Any = None, *, config: _adam.AdamConfig | None = None, moment_dtype: Any = None,
+                 master: bool | None = None, backend: str = "auto", **options: Any) -> None:
         given = {k: v for k, v in dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, **options).items() if v is not None}
         if config is not None:
             if given:
@@ -92,7 +95,7 @@ class Adam:
         if not isinstance(params, (list, tuple)):
             raise TypeError(f"params must be a list or tuple of arrays, got {type(params).__name__}")
         params = list(params)
-        state = _adam.init(params)
+        state = _adam.init(params, config, moment_dtype=moment_dtype, master=master)
         for i, x in enumerate(params):
             if not is_writeable(x):
                 raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}); "
@@ -191,7 +194,12 @@ class Adam:
             return [buffer[a:b].reshape(shape) for a, b, shape in zip(offsets, offsets[1:], shapes)]
 
         opt = cls(views(flat[0]), **kwargs)
-        opt.state = _adam.AdamState(0, views(flat[2]), views(flat[3]), 0)
+        state = opt.state
+        if state.master is None and state.s_max is None and all(v.dtype == dtype for v in [*state.v, *state.s]):
+            v, s = views(flat[2]), views(flat[3])  # the moments into flat buffers too, values as init made them
+            for dst, src in zip([*v, *s], [*state.v, *state.s]):
+                dst[...] = src
+            opt.state = state._replace(v=v, s=s)
         opt.grads = views(flat[1])
         opt._flat = flat
         opt._refresh_fast()
@@ -225,6 +233,7 @@ class Adam:
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads must be a list or tuple of arrays, got {type(grads).__name__}")
         new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
+        self._check_writeable()  # all of them before writing any: no partial step
         if new_state.step != self.state.step:
             for x, x_new in zip(self.params, new_params):
                 x[...] = x_new
@@ -240,25 +249,35 @@ class Adam:
         Returns
         -------
         dict
-            ``{"version", "step", "skipped", "v", "s", "config"}``; ``v`` and ``s`` are lists of
-            copies of the moment arrays, ``config`` the :class:`AdamConfig` fields.
+            ``{"version", "step", "skipped", "v", "s", "master", "s_max", "mu_product", "config"}``;
+            ``v`` and ``s`` are lists of copies of the moment arrays, ``master`` a list of copies of
+            the master parameters (mixed precision) or None, ``s_max`` AMSGrad's running maximum or
+            None, ``mu_product`` NAdam's running product (a float), ``config`` the
+            :class:`AdamConfig` fields.
 
         Examples
         --------
         >>> import numpy as np
         >>> opt = Adam([np.zeros(2)])
         >>> sorted(opt.state_dict())
-        ['config', 's', 'skipped', 'step', 'v', 'version']
+        ['config', 'master', 'mu_product', 's', 's_max', 'skipped', 'step', 'v', 'version']
         """
-        xp = self._xp
+        copy = self._copy
         return {
             "version": STATE_DICT_VERSION,
             "step": int(self.state.step),
             "skipped": int(self.state.skipped),
-            "v": [xp.asarray(v, copy=True) for v in self.state.v],
-            "s": [xp.asarray(s, copy=True) for s in self.state.s],
+            "v": copy(self.state.v),
+            "s": copy(self.state.s),
+            "master": copy(self.state.master),
+            "s_max": copy(self.state.s_max),
+            "mu_product": float(self.state.mu_product),
             "config": self.config.to_dict(),
         }
+
+    def _copy(self, arrays: Any) -> list | None:
+        """Copies of a list of state arrays (None stays None)."""
+        return None if arrays is None else [self._xp.asarray(a, copy=True) for a in arrays]
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a state from :meth:`state_dict`, after checking all of it.
@@ -288,26 +307,97 @@ class Adam:
         missing = {"version", "step", "v", "s", "config"} - set(state_dict)
         if missing:
             raise ValueError(f"state_dict is missing keys {sorted(missing)}")
-        if state_dict["version"] != STATE_DICT_VERSION:
-            raise ValueError(f"state_dict['version'] is {state_dict['version']!r}, expected {STATE_DICT_VERSION}")
+        version = state_dict["version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version != STATE_DICT_VERSION:
+            raise ValueError(f"state_dict['version'] is {version!r:.80}, expected {STATE_DICT_VERSION}")
         cfg = state_dict["config"]
         if not isinstance(cfg, dict):
             raise TypeError(f"state_dict['config'] must be a dict, got {type(cfg).__name__}")
+        unknown = set(cfg) - set(_adam.AdamConfig.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"state_dict['config'] has unknown fields {sorted(map(str, unknown))}")
         config = _adam.AdamConfig(**cfg)
-        skipped = state_dict.get("skipped", 0)
-        state = _adam.AdamState(state_dict["step"], list(state_dict["v"]), list(state_dict["s"]), skipped)
+        step = _adam._check_step(state_dict["step"], "state_dict['step']", limit=_adam.INT64_MAX - 1)
+        skipped = _adam._check_step(state_dict.get("skipped", 0), "state_dict['skipped']")
+        lists = {}
+        for key in ("v", "s", "master", "s_max"):
+            value = state_dict.get(key)
+            if key in ("master", "s_max") and value is None:
+                lists[key] = None
+            elif not isinstance(value, (list, tuple)):
+                raise TypeError(f"state_dict[{key!r}] must be a list of arrays, got {type(value).__name__}")
+            else:
+                lists[key] = list(value)
+        if lists["s_max"] is not None and config.variant != "amsgrad":
+            raise ValueError(f"state_dict['s_max'] is only for variant='amsgrad', got variant={config.variant!r}")
+        mu_product = _adam._real("state_dict['mu_product']", state_dict.get("mu_product", 1.0))
+        state = _adam.AdamState(step, lists["v"], lists["s"], skipped, master=lists["master"],
+                                s_max=lists["s_max"], mu_product=mu_product)
         # Validate with the same checks as an update (structure, shapes, dtypes, library, step).
-        _adam._validate(list(self.state.v), state, self.params, config)
-        _adam._check_step(skipped, name="state_dict['skipped']")
-        xp = self._xp
-        if self._current_fast() is not None:  # copy into the kernel's moment arrays (and flat buffers)
-            for old, new in zip([*self.state.v, *self.state.s], [*state.v, *state.s]):
+        _adam._validate(list(self.params), state, self.params, config)
+        copy = self._copy
+        old_v, old_s = self.state.v, self.state.s
+        if self._current_fast() is not None and state.master is None and all(
+                new.dtype == old.dtype for new, old in zip([*state.v, *state.s], [*old_v, *old_s])):
+            for old, new in zip([*old_v, *old_s], [*state.v, *state.s]):  # into the kernel's arrays (flat buffers)
                 old[...] = new
-            v, s = self.state.v, self.state.s
+            v, s = old_v, old_s
         else:
-            v, s = [xp.asarray(v, copy=True) for v in state.v], [xp.asarray(s, copy=True) for s in state.s]
+            v, s = copy(state.v), copy(state.s)
         self.config = config
-        self.state = _adam.AdamState(int(state.step), v, s, int(skipped))
+        self.state = _adam.AdamState(step, v, s, skipped, master=copy(state.master),
+                                     s_max=copy(state.s_max), mu_product=mu_product)
+
+    def _check_writeable(self) -> None:
+        for i, x in enumerate(self.params):
+            if not is_writeable(x):
+                raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}); nothing was updated")
+
+    def save(self, path: Any, **kwargs: Any) -> None:
+        """Write a checkpoint of this optimizer (and, optionally, more) atomically to ``path``.
+
+        Delegates to :func:`adam_np.checkpoint.save`, which documents ``rng`` and ``extra``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.npz`` file to write (replaced atomically).
+        **kwargs
+            Passed on: ``rng``, ``extra``.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os
+        >>> x = np.ones(2); opt = Adam([x]); opt.step([np.ones(2)])
+        >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
+        >>> opt.save(path)
+        >>> other = Adam([np.ones(2)]); _ = other.load(path); other.state.step
+        1
+        """
+        from . import checkpoint
+
+        checkpoint.save(path, self, **kwargs)
+
+    def load(self, path: Any, **kwargs: Any) -> Any:
+        """Restore this optimizer from a checkpoint written by :meth:`save`; nothing changes on error.
+
+        Delegates to :func:`adam_np.checkpoint.load`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The checkpoint file.
+        **kwargs
+            Passed on: ``rng``.
+
+        Returns
+        -------
+        adam_np.checkpoint.Checkpoint
+            What was read (step, rng state, extra metadata).
+        """
+        from . import checkpoint
+
+        return checkpoint.load(path, self, **kwargs)
 
 
 def _check_shape(i: int, shape: Any) -> tuple:

@@ -92,7 +92,7 @@ def test_state_dict_round_trip_resumes_exactly():
 @pytest.mark.parametrize("mutate, exc, match", [
     (lambda sd: sd.pop("v"), ValueError, r"state_dict is missing keys \['v'\]"),
     (lambda sd: sd.update(version=99), ValueError, r"state_dict\['version'\] is 99, expected 1"),
-    (lambda sd: sd.update(step=2.0), TypeError, r"state.step must be an int, got float"),
+    (lambda sd: sd.update(step=2.0), TypeError, r"state_dict\['step'\] must be an int .*, got float: 2.0"),
     (lambda sd: sd["v"].pop(), ValueError, r"state.v has 1 arrays, expected 2"),
     (lambda sd: sd["s"].__setitem__(0, np.zeros(4)), ValueError, r"state.s\[0\] has shape \(4,\), expected \(3,\)"),
     (lambda sd: sd["s"].__setitem__(1, np.zeros(1, np.float32)), TypeError, r"state.s\[1\] has dtype float32"),

@@ -6,13 +6,14 @@ import math
 
 import numpy as np
 import pytest
-from conftest import to_numpy
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import adam_np
 from adam_np import AdamConfig, bias_corrections
+
+from conftest import to_numpy
 
 betas = st.floats(0.0, 0.9999, exclude_max=False)
 steps = st.integers(1, 400)

@@ -11,10 +11,11 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from conftest import normwise_rel_err
 
 import adam_np
 from adam_np import AdamConfig
+
+from conftest import normwise_rel_err
 
 SHAPES = [(7,), (5, 1), (3, 4, 2)]
 HYPER = {

@@ -9,7 +9,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import CUPY_AVAILABLE, requires_gpu
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,8 @@ from adam_np.kernels import (
     supports,
     unsupported_fields,
 )
+
+from conftest import CUPY_AVAILABLE, requires_gpu
 
 CPU_BACKENDS = ["numpy", "numba"]
 UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}

@@ -242,3 +242,45 @@ def test_replacing_config_or_state_is_honoured():
     opt.state = adam_np.init([x])
     opt.step([np.ones(3)])
     assert opt.state.step == 1
+
+
+@pytest.mark.parametrize("config", [
+    AdamConfig(variant="amsgrad"), AdamConfig(variant="nadam"), AdamConfig(variant="yogi", eps=1e-3),
+    AdamConfig(weight_decay=0.01, weight_decay_mode="decoupled"), AdamConfig(eps_root=1e-8),
+    AdamConfig(initial_accumulator=1e-6),
+], ids=["amsgrad", "nadam", "yogi", "adamw", "eps_root", "initial_accumulator"])
+def test_variant_configs_fall_back_to_the_pure_update(config):
+    params, grads = problem(np.float64, shapes=((3,), (2, 2)), steps=5)
+    pure_params, state = [p.copy() for p in params], adam_np.init(params, config)
+    opt = Adam(params, config=config)
+    assert opt.backend is None
+    for g in grads:
+        opt.step(g)
+        pure_params, state = adam_np.update(g, state, pure_params, config)
+    for a, b in zip(opt.params, pure_params):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_mixed_precision_state_falls_back_and_float16_moments_use_the_numpy_kernel():
+    x = np.ones(4, dtype=np.float16)
+    assert Adam([x]).backend is None  # float32 moments and master copy: the pure update
+    opt = Adam([x], moment_dtype=np.float16, master=False)
+    assert opt.backend == "numpy"  # auto: numba's loop has no float16, the NumPy kernel has
+    ref, state = [x.copy()], adam_np.init([x.copy()], moment_dtype=np.float16, master=False)
+    g = np.linspace(-2, 3, 4).astype(np.float16)
+    for _ in range(20):
+        opt.step([g])
+        ref, state = adam_np.update([g], state, ref, opt.config)
+    assert x.tobytes() == ref[0].tobytes()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_params_made_read_only_later_change_nothing(backend):
+    params, grads = problem(np.float64, shapes=((3,), (2,)), steps=2)
+    opt = Adam(params, backend=backend)
+    opt.step(grads[0])
+    params[1].flags.writeable = False
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match=r"params\[1\] is not writeable in place"):
+        opt.step(grads[1])
+    assert snapshot(opt) == before

@@ -44,16 +44,21 @@ def unsupported_fields(config: Any) -> list[str]:
     Returns
     -------
     list of str
-        ``"type"`` if ``config`` is not exactly :class:`AdamConfig`, then every field whose
-        value is outside :data:`KERNEL_FIELDS` or, for a field the kernels do not know,
-        away from its default.
+        ``"type"`` if ``config`` is not exactly :class:`AdamConfig`, ``"is_plain_adam"`` if the
+        config says it is not Algorithm 1, then every field whose value is outside
+        :data:`KERNEL_FIELDS` or, for a field the kernels do not know (``variant``,
+        ``weight_decay_mode``, ``eps_root``, ``initial_accumulator``...), away from its default.
 
     Examples
     --------
     >>> unsupported_fields(AdamConfig(eps_mode="hat", maximize=True))
     []
+    >>> unsupported_fields(AdamConfig(variant="amsgrad"))
+    ['is_plain_adam', 'variant']
     """
     bad = [] if type(config) is AdamConfig else ["type"]
+    if not getattr(config, "is_plain_adam", True):  # the core's own statement of what a kernel may run
+        bad.append("is_plain_adam")
     for f in fields(config):
         value = getattr(config, f.name)
         if f.name in KERNEL_FIELDS:

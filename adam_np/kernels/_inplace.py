@@ -126,8 +126,12 @@ class InPlaceStep:
             return None
         if not isinstance(state.v, list) or not isinstance(state.s, list):
             return None
-        kernel = get_kernel(concrete)
+        if getattr(state, "master", None) is not None or getattr(state, "s_max", None) is not None:
+            return None  # mixed precision (master copy) or AMSGrad state: the pure update
         arrays = [*params, *state.v, *state.s]
+        if backend == "auto" and concrete == "numba" and any(x.dtype not in get_kernel("numba").DTYPES for x in arrays):
+            concrete = "numpy"  # e.g. float16: numba's loop is float32/float64 only, NumPy's ufuncs take it
+        kernel = get_kernel(concrete)
         if concrete == "cupy":
             import cupy
 
@@ -184,6 +188,10 @@ class InPlaceStep:
         if type(grads) not in (list, tuple) or len(grads) != len(self.params):
             return None
         array_type, numpy, reshape = self.array_type, self.is_numpy, self.reshape
+        if numpy:
+            for p in self.params:
+                if not p.flags.writeable:  # made read-only since: the pure path raises, nothing written
+                    return None
         out = []
         for g, shape, dtype in zip(grads, self.shapes, self.dtypes):
             if type(g) is not array_type or g.shape != shape or (g.dtype is not dtype and g.dtype != dtype):
@@ -236,5 +244,5 @@ class InPlaceStep:
             kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, self.constants), self.work)
         else:
             kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t))
-        self.last_state = new = AdamState(t, state.v, state.s, state.skipped)
+        self.last_state = new = state._replace(step=t)
         return new

@@ -1,0 +1,285 @@
+"""Checkpoints: round trip, bitwise resume, corrupt/truncated/wrong-version/mismatched files, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adam_np import Adam, AdamState, checkpoint
+from adam_np.checkpoint import CheckpointError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _checkpoint_writer as writer
+
+KILL_COUNT = int(os.environ.get("ADAM_NP_KILL_COUNT", "100"))
+
+
+def _grads(rng, params):
+    return [rng.standard_normal(p.shape) for p in params]
+
+
+def _trained(steps=5, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal((4, 3)), rng.standard_normal(3)]
+    opt = Adam(params, lr=0.05, **kw)
+    for _ in range(steps):
+        opt.step(_grads(rng, params))
+    return opt, params, rng
+
+
+def _snapshot(opt):
+    st = opt.state
+    arrays = [*opt.params, *st.v, *st.s, *(st.master or [])]
+    return (st.step, st.skipped, opt.config, [a.tobytes() for a in map(np.asarray, arrays)])
+
+
+def test_round_trip_and_bitwise_resume(tmp_path):
+    path = tmp_path / "run.npz"
+    opt, params, rng = _trained(steps=7)
+    checkpoint.save(path, opt, rng=rng, extra={"epoch": 1, "batch": 3, "loss": [0.1, 1 / 3, 2.0**-60]})
+    # The uninterrupted run goes on for 5 more steps.
+    for _ in range(5):
+        opt.step(_grads(rng, params))
+    # A fresh process (here: fresh objects) resumes from the file.
+    params2 = [np.zeros((4, 3)), np.zeros(3)]
+    opt2, rng2 = Adam(params2, lr=0.05), np.random.default_rng(999)
+    ck = checkpoint.load(path, opt2, rng=rng2)
+    assert ck.step == 7 and ck.extra == {"epoch": 1, "batch": 3, "loss": [0.1, 1 / 3, 2.0**-60]}
+    for _ in range(5):
+        opt2.step(_grads(rng2, params2))
+    assert _snapshot(opt2) == _snapshot(opt)
+    assert not [p for p in os.listdir(tmp_path) if p != "run.npz"]  # no temp file left behind
+
+
+def test_adam_save_load_methods_and_master_copy(tmp_path):
+    path = tmp_path / "half.npz"
+    opt, _, _ = _trained(steps=0)
+    half = [np.linspace(-1, 1, 6, dtype=np.float16)]
+    opt = Adam(half, lr=0.01)
+    opt.step([np.ones(6, dtype=np.float16)])
+    opt.save(path)
+    other = Adam([np.zeros(6, dtype=np.float16)], lr=0.01)
+    other.load(path)
+    assert other.state.master is not None and other.state.master[0].dtype == np.float32
+    assert _snapshot(other) == _snapshot(opt)
+
+
+def test_torch_params_round_trip(tmp_path):
+    path = tmp_path / "t.npz"
+    w = torch.linspace(0, 1, 5, dtype=torch.float32)
+    opt = Adam([w], lr=0.1)
+    opt.step([torch.ones(5)])
+    checkpoint.save(path, opt)
+    w2 = torch.zeros(5)
+    opt2 = Adam([w2], lr=0.1)
+    checkpoint.load(path, opt2)
+    assert torch.equal(w2, w) and torch.equal(opt2.state.s[0], opt.state.s[0]) and opt2.state.step == 1
+
+
+def test_lr_schedule_is_kept_by_the_loader(tmp_path):
+    path = tmp_path / "s.npz"
+    opt = Adam([np.ones(2)], lr=lambda t: 0.1 / t)
+    opt.step([np.ones(2)])
+    checkpoint.save(path, opt)
+    assert checkpoint.read(path).config["lr"] is None
+    with pytest.raises(CheckpointError, match="lr schedule"):
+        checkpoint.load(path, Adam([np.ones(2)], lr=0.1))
+    other = Adam([np.ones(2)], lr=lambda t: 0.2 / t)
+    checkpoint.load(path, other)
+    assert other.config.lr_at(2) == 0.1 and other.state.step == 1
+
+
+def _assert_nothing_loaded(path, match):
+    params = [np.full((4, 3), 7.0), np.full(3, 7.0)]
+    opt = Adam(params, lr=0.05)
+    rng = np.random.default_rng(5)
+    before, rng_before = _snapshot(opt), rng.bit_generator.state
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.load(path, opt, rng=rng)
+    assert _snapshot(opt) == before and rng.bit_generator.state == rng_before
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "c.npz"
+    opt, _, rng = _trained()
+    checkpoint.save(path, opt, rng=rng, extra={"epoch": 2})
+    return path
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5, 0.9, 0.999])
+def test_truncated(saved, fraction):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: int(len(data) * fraction)])
+    _assert_nothing_loaded(saved, "not a readable .npz file")
+
+
+def test_corrupt_byte(saved):
+    with np.load(saved) as z:
+        raw = z["v/0"].tobytes()
+    data = bytearray(saved.read_bytes())
+    at = data.find(raw)
+    assert at > 0
+    data[at + len(raw) // 2] ^= 0xFF  # inside the data of one array (the zip stays readable)
+    saved.write_bytes(bytes(data))
+    _assert_nothing_loaded(saved, "corrupt")
+
+
+def test_checksum_catches_consistent_zip_with_changed_array(saved):
+    with np.load(saved) as z:
+        members = {k: z[k] for k in z.files}
+    members["v/0"] = members["v/0"].copy()
+    members["v/0"][0, 0] += 1e-12  # a valid .npz, but not what was checksummed
+    np.savez(saved, **members)
+    _assert_nothing_loaded(saved, "fails its sha256 check")
+
+
+def test_wrong_version(saved):
+    with np.load(saved) as z:
+        members = {k: z[k] for k in z.files if k not in ("meta", "sha256")}
+        meta = json.loads(z["meta"].tobytes())
+    meta["version"] = checkpoint.FORMAT_VERSION + 1
+    checkpoint.write_atomic(str(saved), members, meta)  # correctly checksummed, other version
+    _assert_nothing_loaded(saved, "version 2, expected 'adam_np.checkpoint' version 1")
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, a=np.ones(2))
+    _assert_nothing_loaded(path, "not an adam_np checkpoint")
+    _assert_nothing_loaded(tmp_path / "missing.npz", "does not exist")
+    np.save(tmp_path / "arr.npy", np.ones(2))
+    _assert_nothing_loaded(tmp_path / "arr.npy", "not an .npz checkpoint")
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ([np.zeros((4, 3))], "holds 2 parameters, the optimizer has 1"),
+        ([np.zeros((4, 3)), np.zeros(4)], r"param 1 has shape \(3,\)"),
+        ([np.zeros((4, 3)), np.zeros(3, dtype=np.float32)], "param 1 has dtype float64"),
+    ],
+)
+def test_mismatched_optimizer(saved, params, match):
+    opt = Adam(params)
+    before = _snapshot(opt)
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.load(saved, opt)
+    assert _snapshot(opt) == before
+
+
+def test_rng_mismatch(saved, tmp_path):
+    opt = Adam([np.zeros((4, 3)), np.zeros(3)])
+    rng = np.random.Generator(np.random.Philox(1))
+    before = (_snapshot(opt), str(rng.bit_generator.state))
+    with pytest.raises(CheckpointError, match="rng state does not fit Philox"):
+        checkpoint.load(saved, opt, rng=rng)
+    assert (_snapshot(opt), str(rng.bit_generator.state)) == before
+    path = tmp_path / "norng.npz"
+    checkpoint.save(path, opt)
+    with pytest.raises(CheckpointError, match="holds no rng state"):
+        checkpoint.load(path, opt, rng=np.random.default_rng())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"extra": {"a": np.float32(1)}}, TypeError, "extra must be JSON-serializable"),
+        ({"extra": {1: 2}}, TypeError, "extra must be a dict with str keys"),
+        ({"rng": np.random.RandomState(0)}, TypeError, "rng must be a numpy.random.Generator"),
+    ],
+)
+def test_bad_save_arguments_write_nothing(saved, kwargs, error, match):
+    opt, _, _ = _trained(seed=1)
+    before = saved.read_bytes()
+    with pytest.raises(error, match=match):
+        checkpoint.save(saved, opt, **kwargs)
+    assert saved.read_bytes() == before
+    with pytest.raises(TypeError, match="optimizer must be an adam_np.Adam"):
+        checkpoint.save(saved, object())
+
+
+def _check_checkpoint(path, allowed):
+    """The file loads, fully, as exactly one of the checkpoints numbered ``allowed``."""
+    params = [np.zeros(shape) for shape in writer.SHAPES]
+    opt, rng = Adam(params, lr=0.01), np.random.default_rng()
+    ck = checkpoint.load(path, opt, rng=rng)
+    i = ck.extra["i"]
+    assert i in allowed, (i, allowed)
+    exp_params, exp_v, exp_s = writer.expected(i)
+    assert opt.state.step == i
+    for got, exp in zip([*params, *opt.state.v, *opt.state.s], [*exp_params, *exp_v, *exp_s]):
+        assert got.tobytes() == exp.tobytes()
+    assert rng.bit_generator.state == np.random.default_rng(i).bit_generator.state
+    return i
+
+
+def test_sigkill_leaves_old_or_new_checkpoint(tmp_path):
+    """Kill a writer with SIGKILL at random moments; the file is always exactly the old or the new one."""
+    path = tmp_path / "ck.npz"
+    params, v, s = writer.expected(0)
+    opt = Adam([p.copy() for p in params], lr=0.01)
+    opt.state = AdamState(0, v, s, 0)
+    checkpoint.save(path, opt, rng=np.random.default_rng(0), extra={"i": 0})
+    current, mid_write, progressed = 0, 0, 0
+    rnd = random.Random(12345)
+    script = Path(writer.__file__)
+    for _ in range(KILL_COUNT):
+        proc = subprocess.Popen([sys.executable, str(script), str(path), str(current)], stdout=subprocess.PIPE)
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(rnd.uniform(0.0, 0.03))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        reported = [int(line) for line in proc.stdout.read().split()]
+        proc.stdout.close()
+        assert proc.returncode == -signal.SIGKILL
+        last_done = reported[-1] if reported else current
+        i = _check_checkpoint(path, {last_done, last_done + 1})
+        leftovers = [p for p in os.listdir(tmp_path) if p != "ck.npz"]
+        assert all(p.startswith(".ck.npz.") and p.endswith(".tmp") for p in leftovers), leftovers
+        mid_write += bool(leftovers)
+        progressed += i > current
+        for p in leftovers:
+            os.unlink(tmp_path / p)
+        current = i
+    print(f"\nSIGKILL test: {KILL_COUNT} kills, {mid_write} during a write (temp file left), "
+          f"{progressed} after at least one new checkpoint; every file loaded as the old or the new one")
+    assert progressed > 0 and mid_write > 0  # the kills really hit both idle and writing moments
+
+
+@pytest.mark.parametrize("variant", [dict(variant="amsgrad"), dict(variant="nadam", mu_product_dtype="float32")])
+def test_variant_state_survives_state_dict_and_checkpoint(tmp_path, variant):
+    # AMSGrad's s_max and NAdam's mu_product are state too: a resumed run must continue bit for bit.
+    rng = np.random.default_rng(5)
+    grads = [[rng.normal(size=4) * 10.0 ** rng.uniform(-2, 2)] for _ in range(30)]
+    ref = [np.ones(4)]
+    opt = Adam(ref, lr=0.01, **variant)
+    for g in grads:
+        opt.step(g)
+    for how in ("state_dict", "checkpoint"):
+        w = [np.ones(4)]
+        first = Adam(w, lr=0.01, **variant)
+        for g in grads[:12]:
+            first.step(g)
+        resumed_params = [np.zeros(4)]
+        resumed = Adam(resumed_params, lr=0.01, **variant)
+        if how == "state_dict":
+            resumed_params[0][...] = w[0]
+            resumed.load_state_dict(first.state_dict())
+        else:
+            first.save(tmp_path / "ck.npz")
+            resumed.load(tmp_path / "ck.npz")
+        for g in grads[12:]:
+            resumed.step(g)
+        assert resumed_params[0].tobytes() == ref[0].tobytes(), how
+        assert resumed.state.mu_product == opt.state.mu_product
