@@ -244,5 +244,6 @@ class InPlaceStep:
             kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, self.constants), self.work)
         else:
             kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t))
-        self.last_state = new = state._replace(step=t)
+        # state._replace(step=t), without its overhead (master and s_max are None on this path)
+        self.last_state = new = AdamState(t, state.v, state.s, state.skipped, None, None, state.mu_product)
         return new
