@@ -39,7 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list = []
+def _add_bench(subparsers) -> None:
+    """``adam-np bench``: time one Adam step against torch, optax, naive NumPy and the memory roof."""
+    from . import bench
+
+    parser = subparsers.add_parser("bench", help="benchmark one Adam step (kernels vs torch/optax/NumPy)",
+                                   description=bench.__doc__.splitlines()[0])
+    bench.add_arguments(parser)
+    parser.set_defaults(func=bench.main)
+
+
+_COMMANDS: list = [_add_bench]
 
 
 def _add_train(subparsers: Any) -> None:

@@ -11,11 +11,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from . import adam as _adam
-from ._xp import array_namespace, is_writeable
+from ._xp import array_namespace, backend_name, is_writeable
+from .kernels import resolve_backend
+from .kernels._inplace import InPlaceStep
 
 __all__ = ["Adam"]
 
@@ -37,6 +42,11 @@ class Adam:
     moment_dtype, master : optional
         Mixed precision, as in :func:`adam_np.init` (float16 parameters get float32 moments
         and a float32 master copy by default).
+    backend : {"auto", "numpy", "numba", "cupy"}, default "auto"
+        The in-place kernel (:mod:`adam_np.kernels`) for NumPy/CuPy arrays: ``"auto"`` takes
+        cupy for CuPy arrays, numba when installed, else numpy. Whatever the kernels do not cover
+        (other array libraries, non-contiguous arrays, mixed precision, configs for which
+        :func:`adam_np.kernels.supports` is false) goes through :func:`adam_np.update`.
     **options
         Further :class:`adam_np.AdamConfig` fields: ``eps_mode``, ``weight_decay``,
         ``maximize``, ``nonfinite``.
@@ -48,11 +58,17 @@ class Adam:
     config : AdamConfig
     state : AdamState
         Step counter and moments (lists aligned with ``params``).
+    grads : list of array or None
+        For :meth:`from_shapes` optimizers, the gradient views into one flat buffer; else None.
+    backend : str or None
+        The kernel backend in use, None when steps go through :func:`adam_np.update`.
 
     Notes
     -----
-    :meth:`step` computes :math:`x_t` with :func:`adam_np.update` and writes it into the
-    caller's arrays only after every check has passed, so a failing step changes nothing.
+    :meth:`step` checks the gradients (and their finiteness unless ``nonfinite="propagate"``)
+    before it writes anything, so a failing step changes nothing. With a kernel it then
+    updates ``params`` and the moments in place, bit-for-bit as :func:`adam_np.update`;
+    otherwise it computes :math:`x_t` with :func:`adam_np.update` and copies it in.
 
     Examples
     --------
@@ -67,7 +83,7 @@ class Adam:
 
     def __init__(self, params: Sequence[Any], lr: Any = None, beta1: Any = None, beta2: Any = None,
                  eps: Any = None, *, config: _adam.AdamConfig | None = None, moment_dtype: Any = None,
-                 master: bool | None = None, **options: Any) -> None:
+                 master: bool | None = None, backend: str = "auto", **options: Any) -> None:
         given = {k: v for k, v in dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, **options).items() if v is not None}
         if config is not None:
             if given:
@@ -84,10 +100,110 @@ class Adam:
             if not is_writeable(x):
                 raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}); "
                                  "use adam_np.update for immutable arrays")
+        self._xp = array_namespace(*params, name="params")
+        resolve_backend(backend, backend_name(params[0]) if params else "numpy")  # bad or unavailable: fail here
         self.params = params
         self.config = config
         self.state = state
-        self._xp = array_namespace(*params, name="params")
+        self.grads = None
+        self._backend = backend
+        self._flat = None
+        self._fast = None
+        self._fast_config = None
+        self._refresh_fast()
+
+    @property
+    def backend(self) -> str | None:
+        """The kernel backend that the next step uses, None for the pure path.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Adam([np.zeros(3)], backend="numpy").backend, Adam([np.zeros((3, 2))[:, 0]]).backend
+        ('numpy', None)
+        """
+        fast = self._current_fast()
+        return None if fast is None else fast.backend
+
+    def _refresh_fast(self) -> None:
+        """(Re)build the kernel path for the current params, state and config."""
+        self._fast = InPlaceStep.build(self.params, self.state, self.config, self._backend, self._flat, self.grads)
+        self._fast_config = self.config
+
+    def _current_fast(self) -> InPlaceStep | None:
+        fast = self._fast
+        if fast is None or self.config is not self._fast_config or not fast.matches(self.state):
+            self._refresh_fast()
+            fast = self._fast
+        return fast
+
+    @classmethod
+    def from_shapes(cls, shapes: Sequence[Any], dtype: Any = np.float64, *, xp: Any = np, **kwargs: Any) -> Adam:
+        """An optimizer over new zero parameters that are views into one flat buffer.
+
+        The parameters, the gradients (:attr:`grads`) and both moments each live in one
+        contiguous buffer, so ``opt.step(opt.grads)`` is a single kernel call for the whole
+        model. Write initial values into ``opt.params[i][...]`` and gradients into
+        ``opt.grads[i][...]``; ``opt.step(other_grads)`` works too (one call per array).
+
+        Parameters
+        ----------
+        shapes : sequence of tuple of int
+            The parameter shapes.
+        dtype : dtype, default float64
+            A real floating NumPy dtype.
+        xp : module, default numpy
+            Allocates the buffers: ``numpy``, or ``cupy`` (then a step is one kernel launch on the GPU).
+        **kwargs
+            As for :class:`Adam` (``lr``, ``config``, ``backend``, ...).
+
+        Returns
+        -------
+        Adam
+
+        Raises
+        ------
+        TypeError, ValueError
+            On a bad shape or dtype, naming ``shapes[i]`` or ``dtype``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> opt = Adam.from_shapes([(5, 1), (1,)], lr=0.1)
+        >>> w, b = opt.params
+        >>> w[...] = 1.0
+        >>> opt.grads[0][...] = 2.0; opt.grads[1][...] = -1.0
+        >>> opt.step(opt.grads)
+        >>> float(w[0, 0]), float(b[0])
+        (0.9, 0.1)
+        """
+        if not isinstance(shapes, (list, tuple)):
+            raise TypeError(f"shapes must be a list or tuple of shapes, got {type(shapes).__name__}")
+        shapes = [_check_shape(i, shape) for i, shape in enumerate(shapes)]
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be a NumPy dtype, got {dtype!r}") from None
+        if dtype.kind != "f":
+            raise TypeError(f"dtype must be a real floating dtype, got {dtype}")
+        sizes = [math.prod(shape) for shape in shapes]
+        offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        flat = tuple(xp.zeros(offsets[-1], dtype) for _ in range(4))
+
+        def views(buffer: Any) -> list:
+            return [buffer[a:b].reshape(shape) for a, b, shape in zip(offsets, offsets[1:], shapes)]
+
+        opt = cls(views(flat[0]), **kwargs)
+        state = opt.state
+        if state.master is None and state.s_max is None and all(v.dtype == dtype for v in [*state.v, *state.s]):
+            v, s = views(flat[2]), views(flat[3])  # the moments into flat buffers too, values as init made them
+            for dst, src in zip([*v, *s], [*state.v, *state.s]):
+                dst[...] = src
+            opt.state = state._replace(v=v, s=s)
+        opt.grads = views(flat[1])
+        opt._flat = flat
+        opt._refresh_fast()
+        return opt
 
     def step(self, grads: Sequence[Any]) -> None:
         """Take one Adam step, writing the new values into ``params`` in place.
@@ -95,7 +211,8 @@ class Adam:
         Parameters
         ----------
         grads : sequence of array
-            One gradient per parameter, same shape, dtype and library.
+            One gradient per parameter, same shape, dtype and library (for a
+            :meth:`from_shapes` optimizer, ``opt.grads`` itself makes one kernel call).
 
         Raises
         ------
@@ -104,6 +221,15 @@ class Adam:
         FloatingPointError
             On a non-finite gradient with ``nonfinite="raise"``; nothing is changed.
         """
+        fast = self._fast
+        if fast is not None and self.config is self._fast_config and fast.matches(self.state):
+            new_state = fast(grads, self.state, self.config)
+            if new_state is not None:
+                self.state = new_state
+                return
+        else:
+            fast = self._current_fast()
+        # The pure path: precise errors, skipped steps, and whatever the kernels do not cover.
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads must be a list or tuple of arrays, got {type(grads).__name__}")
         new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
@@ -111,6 +237,10 @@ class Adam:
         if new_state.step != self.state.step:
             for x, x_new in zip(self.params, new_params):
                 x[...] = x_new
+            if fast is not None:  # keep the kernel's moment arrays (and flat buffers): copy into them
+                for old, new in zip([*self.state.v, *self.state.s], [*new_state.v, *new_state.s]):
+                    old[...] = new
+                new_state = new_state._replace(v=self.state.v, s=self.state.s)
         self.state = new_state
 
     def state_dict(self) -> dict:
@@ -206,8 +336,16 @@ class Adam:
         # Validate with the same checks as an update (structure, shapes, dtypes, library, step).
         _adam._validate(list(self.params), state, self.params, config)
         copy = self._copy
+        old_v, old_s = self.state.v, self.state.s
+        if self._current_fast() is not None and state.master is None and all(
+                new.dtype == old.dtype for new, old in zip([*state.v, *state.s], [*old_v, *old_s])):
+            for old, new in zip([*old_v, *old_s], [*state.v, *state.s]):  # into the kernel's arrays (flat buffers)
+                old[...] = new
+            v, s = old_v, old_s
+        else:
+            v, s = copy(state.v), copy(state.s)
         self.config = config
-        self.state = _adam.AdamState(step, copy(state.v), copy(state.s), skipped, master=copy(state.master),
+        self.state = _adam.AdamState(step, v, s, skipped, master=copy(state.master),
                                      s_max=copy(state.s_max), mu_product=mu_product)
 
     def _check_writeable(self) -> None:
@@ -260,3 +398,12 @@ class Adam:
         from . import checkpoint
 
         return checkpoint.load(path, self, **kwargs)
+
+
+def _check_shape(i: int, shape: Any) -> tuple:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ValueError(f"shapes[{i}] must be a tuple of ints >= 0, got {shape!r}")
+    return tuple(int(d) for d in shape)

@@ -1,0 +1,249 @@
+"""The fast path of :class:`adam_np.Adam`: validated-once flat views and one kernel call per array.
+
+:class:`InPlaceStep` is built when the optimizer's parameters, state and config are all
+kernel-eligible (NumPy arrays that are C-contiguous and of a kernel dtype, or CuPy arrays; a
+config for which :func:`adam_np.kernels.supports` holds). Per step it only checks what can
+change (the gradients' type, shape, dtype, contiguity, finiteness); anything unusual makes it
+decline, and the optimizer then takes the pure :func:`adam_np.update` path, which raises the
+precise error, skips the step, or computes the same values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._xp import backend_name
+from ..adam import AdamState
+from . import get_kernel, resolve_backend, supports
+from ._common import coefficients, constants
+
+__all__ = ["InPlaceStep"]
+
+
+def _flat(x: Any) -> Any:
+    return x if x.ndim == 1 else x.reshape(-1)
+
+
+class InPlaceStep:
+    """One Adam step on the optimizer's own arrays through a kernel (no copies, no temporaries of size n).
+
+    Parameters
+    ----------
+    params : list of array
+        The caller's arrays (updated in place).
+    state : AdamState
+        The optimizer's state; its ``v``, ``s`` arrays are updated in place.
+    backend : str
+        A concrete backend (``"numpy"``, ``"numba"`` or ``"cupy"``).
+    flat : tuple of 4 arrays, optional
+        ``(p, g, v, s)`` flat buffers whose views are ``params``, the gradient views, ``state.v``
+        and ``state.s``: a step on exactly those gradient views is one kernel call.
+    grad_views : list of array, optional
+        The views of ``flat[1]`` handed to the user.
+
+    Notes
+    -----
+    Build it with :meth:`build`, which returns None when the kernels do not cover the arrays
+    or the config. The moment arrays are identified by identity (:meth:`matches`); a state that
+    this object returned itself is trusted as is, so replace ``opt.state`` as a whole rather than
+    the items of its ``v``/``s`` lists.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from adam_np import AdamConfig, init
+    >>> x = np.ones(3)
+    >>> state = init([x])
+    >>> fast = InPlaceStep.build([x], state, AdamConfig(lr=0.5), "numpy")
+    >>> fast([np.ones(3)], state, AdamConfig(lr=0.5)).step, x
+    (1, array([0.5, 0.5, 0.5]))
+    """
+
+    def __init__(self, params: list, state: AdamState, backend: str, flat: tuple | None = None,
+                 grad_views: list | None = None, config: Any = None) -> None:
+        self.backend = backend
+        self.config = config
+        self.constants = None if config is None else constants(config)
+        self.last_state = None
+        self.kernel = get_kernel(backend)
+        self.work = None if config is None else self.kernel.prepare(self.constants)
+        self.params = list(params)
+        self.v = list(state.v)
+        self.s = list(state.s)
+        self.is_numpy = backend != "cupy"
+        self.reshape = backend == "numpy"  # numba takes any C-contiguous shape, cupy any layout
+        view = _flat if self.reshape else (lambda x: x)
+        self.p_flat = [view(x) for x in self.params]
+        self.v_flat = [view(x) for x in self.v]
+        self.s_flat = [view(x) for x in self.s]
+        self.shapes = [x.shape for x in self.params]
+        self.dtypes = [x.dtype for x in self.params]
+        self.array_type = type(self.params[0]) if self.params else np.ndarray
+        self.flat = flat
+        self.flat_lists = None if flat is None else tuple([a] for a in flat)
+        self.grad_views = grad_views
+        self.check_finite = config is not None and config.nonfinite != "propagate"
+        # numba: the compiled loop of each array, bound once (saves the per-step selection)
+        self.bound = [(self.kernel.select(p), p, v, s) for p, v, s in zip(self.params, self.v, self.s)] \
+            if backend == "numba" and config is not None else None
+
+    @classmethod
+    def build(cls, params: list, state: AdamState, config: Any, backend: str, flat: tuple | None = None,
+              grad_views: list | None = None) -> InPlaceStep | None:
+        """An :class:`InPlaceStep`, or None when a kernel cannot do exactly what :func:`adam_np.update` does.
+
+        Parameters
+        ----------
+        params : list of array
+        state : AdamState
+        config : AdamConfig
+        backend : {"auto", "numpy", "numba", "cupy"}
+        flat, grad_views : optional
+            As for the class.
+
+        Returns
+        -------
+        InPlaceStep or None
+
+        Raises
+        ------
+        ValueError
+            If ``backend`` names a backend that cannot update these arrays.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from adam_np import AdamConfig, init
+        >>> x = np.ones((3, 2))[:, 0]          # not contiguous: no kernel
+        >>> InPlaceStep.build([x], init([x]), AdamConfig(), "numpy") is None
+        True
+        """
+        library = backend_name(params[0]) if params else "numpy"
+        concrete = resolve_backend(backend, library)
+        if concrete is None or not supports(config) or not isinstance(state, AdamState):
+            return None
+        if not isinstance(state.v, list) or not isinstance(state.s, list):
+            return None
+        if getattr(state, "master", None) is not None or getattr(state, "s_max", None) is not None:
+            return None  # mixed precision (master copy) or AMSGrad state: the pure update
+        arrays = [*params, *state.v, *state.s]
+        if backend == "auto" and concrete == "numba" and any(x.dtype not in get_kernel("numba").DTYPES for x in arrays):
+            concrete = "numpy"  # e.g. float16: numba's loop is float32/float64 only, NumPy's ufuncs take it
+        kernel = get_kernel(concrete)
+        if concrete == "cupy":
+            import cupy
+
+            array_type = cupy.ndarray
+        else:
+            array_type = np.ndarray
+        for x in arrays:
+            if type(x) is not array_type or x.dtype not in kernel.DTYPES:
+                return None
+            if concrete != "cupy" and not (x.flags.c_contiguous and x.flags.writeable):
+                return None
+        for x, v, s in zip(params, state.v, state.s):
+            if v.shape != x.shape or s.shape != x.shape or v.dtype != x.dtype or s.dtype != x.dtype:
+                return None
+        return cls(params, state, concrete, flat, grad_views, config)
+
+    def matches(self, state: AdamState) -> bool:
+        """Whether ``state`` still holds the very moment arrays this step was built on.
+
+        Parameters
+        ----------
+        state : AdamState
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from adam_np import AdamConfig, init
+        >>> x = np.ones(2); state = init([x])
+        >>> fast = InPlaceStep.build([x], state, AdamConfig(), "numpy")
+        >>> fast.matches(state), fast.matches(init([x]))
+        (True, False)
+        """
+        if state is self.last_state:  # the state this step returned last: nothing to re-check
+            return True
+        v, s = state.v, state.s
+        if type(state.step) is not int or state.step < 0:
+            return False
+        if type(v) is not list or type(s) is not list or len(v) != len(self.v) or len(s) != len(self.s):
+            return False
+        for a, b in zip(v, self.v):
+            if a is not b:
+                return False
+        for a, b in zip(s, self.s):
+            if a is not b:
+                return False
+        return True
+
+    def _check_grads(self, grads: Any) -> list | None:
+        """Flat views of ``grads`` when they fit the kernel as they are, else None."""
+        if type(grads) not in (list, tuple) or len(grads) != len(self.params):
+            return None
+        array_type, numpy, reshape = self.array_type, self.is_numpy, self.reshape
+        if numpy:
+            for p in self.params:
+                if not p.flags.writeable:  # made read-only since: the pure path raises, nothing written
+                    return None
+        out = []
+        for g, shape, dtype in zip(grads, self.shapes, self.dtypes):
+            if type(g) is not array_type or g.shape != shape or (g.dtype is not dtype and g.dtype != dtype):
+                return None
+            if numpy and not g.flags.c_contiguous:
+                return None
+            out.append(g.reshape(-1) if reshape and g.ndim != 1 else g)
+        return out
+
+    def __call__(self, grads: Any, state: AdamState, config: Any) -> AdamState | None:
+        """Take the step in place and return the new state, or return None having changed nothing.
+
+        None means: the gradients do not fit the kernel as they are (wrong type, shape, dtype,
+        layout: the pure path then names the bad ``grads[i]`` or computes the step) or one is
+        not finite while ``config.nonfinite`` is not ``"propagate"`` (the pure path then raises
+        or skips).
+
+        Parameters
+        ----------
+        grads : list or tuple of array
+        state : AdamState
+            The optimizer's state (``matches(state)`` must hold).
+        config : AdamConfig
+            A kernel-supported config.
+
+        Returns
+        -------
+        AdamState or None
+        """
+        kernel = self.kernel
+        if grads is self.grad_views and self.flat_lists is not None:
+            ps, gs, vs, ss = self.flat_lists
+        else:
+            gs = self._check_grads(grads)
+            if gs is None:
+                return None
+            ps, vs, ss = self.p_flat, self.v_flat, self.s_flat
+        own = config is self.config
+        if (self.check_finite if own else config.nonfinite != "propagate"):
+            for g in gs:
+                if not kernel.all_finite(g):
+                    return None
+        t = state.step + 1
+        if own and self.bound is not None and ps is self.p_flat:
+            work = self.work
+            kernel.set_step(work, coefficients(config, config.lr_at(t), t, self.constants))
+            for g, (loop, p, v, s) in zip(gs, self.bound):
+                loop(p, g, v, s, work)
+        elif own:
+            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, self.constants), self.work)
+        else:
+            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t))
+        # state._replace(step=t), without its overhead (master and s_max are None on this path)
+        self.last_state = new = AdamState(t, state.v, state.s, state.skipped, None, None, state.mu_product)
+        return new

@@ -1,0 +1,335 @@
+r"""The numba kernel: one fused loop per step, parallel (``prange``) for large arrays.
+
+Each element is read once and written once: the loop body is the scalar form of
+:func:`adam_np.adam._adam_leaf`, with the coefficients (passed as float64) rounded to the
+array dtype once per call, as NumPy rounds a Python float. No ``fastmath``: LLVM then
+neither contracts ``a*b + c`` into an FMA nor reassociates; ``error_model="numpy"`` makes
+``x/0`` give ±inf/NaN as NumPy does (not ZeroDivisionError); and ``sqrt``/``/`` are the
+correctly rounded IEEE operations, so the result is bit-for-bit that of :func:`adam_np.update`
+on float32 and float64 (the tests check it). Compiled with ``cache=True`` on first use.
+
+Importing this module imports numba (an optional dependency, the ``numba`` extra);
+:mod:`adam_np.kernels` imports it only when the numba backend is asked for.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+from ._common import Coefficients, Constants
+
+__all__ = [
+    "DTYPES", "PARALLEL_MIN", "all_finite", "compile_all", "prepare", "select", "set_num_threads", "set_step",
+    "step", "step_many", "stream_roof",
+]
+
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+"""The dtypes this kernel updates."""
+
+PARALLEL_MIN = 1 << 18
+"""Arrays of at least this many elements run the ``prange`` loop, smaller ones the serial one."""
+
+
+def _coefs(dtype_like, k):  # pragma: no cover - compiled by numba
+    """The coefficients rounded to the array dtype (float64 -> float32 rounds to nearest, as NumPy)."""
+    out = np.empty(10, dtype_like.dtype)
+    for j in range(10):
+        out[j] = k[3 + j]
+    return out
+
+
+def _body(i, p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
+    wd, b1, omb1, b2, omb2 = kk[0], kk[1], kk[2], kk[3], kk[4]
+    lr, bc1, bc2, alpha, eps = kk[5], kk[6], kk[7], kk[8], kk[9]
+    x = p[i]
+    gi = g[i]
+    if maximize:
+        gi = -gi
+    if decay:
+        gi = gi + wd * x
+    vi = b1 * v[i] + omb1 * gi
+    si = b2 * s[i] + omb2 * (gi * gi)
+    v[i] = vi
+    s[i] = si
+    if mode == 2:
+        p[i] = x - alpha * vi / (np.sqrt(si) + eps)
+    elif mode == 1:
+        p[i] = x - lr * (vi / bc1) / np.sqrt(si / bc2 + eps)
+    else:
+        p[i] = x - lr * (vi / bc1) / (np.sqrt(si / bc2) + eps)
+
+
+_coefs_jit = numba.njit(inline="always", error_model="numpy")(_coefs)
+_body_jit = numba.njit(inline="always", error_model="numpy")(_body)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _serial(p, g, v, s, k):  # pragma: no cover - compiled by numba
+    p, g, v, s = p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1)
+    kk = _coefs_jit(p, k)
+    mode, maximize, decay = int(k[0]), k[1] != 0.0, k[2] != 0.0
+    for i in range(p.shape[0]):
+        _body_jit(i, p, g, v, s, kk, mode, maximize, decay)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _parallel(p, g, v, s, k):  # pragma: no cover - compiled by numba
+    kk = _coefs_jit(p, k)
+    _parallel_loop(p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1), kk,
+                   int(k[0]), k[1] != 0.0, k[2] != 0.0)
+
+
+# The prange loop sits in its own function on 1-D arrays: rebinding p, g, v, s to their 1-D
+# views inside a parallel function produced wrong results with numba 0.68 (caught by the tests).
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _parallel_loop(p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
+    for i in numba.prange(p.shape[0]):
+        _body_jit(i, p, g, v, s, kk, mode, maximize, decay)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _finite_serial(g):  # pragma: no cover - compiled by numba
+    # A count without early exit: LLVM vectorizes it (6x faster than an early-return loop here).
+    g = g.reshape(-1)
+    bad = 0
+    for i in range(g.shape[0]):
+        bad += not np.isfinite(g[i])
+    return bad == 0
+
+
+def prepare(k: Constants) -> np.ndarray:
+    """A float64 work array for :func:`step_many`: the config's constants, room for a step's scalars.
+
+    Layout: ``mode, maximize, decay, weight_decay, beta1, 1-beta1, beta2, 1-beta2, lr, bc1, bc2,
+    alpha, eps`` (the step's ``lr, bc1, bc2, alpha`` are written by each :func:`step_many`), so one
+    kernel call takes five arrays and nothing else (numba dispatches arrays fastest).
+
+    Parameters
+    ----------
+    k : Constants
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import constants
+    >>> prepare(constants(AdamConfig()))[:5]
+    array([0. , 0. , 0. , 0. , 0.9])
+    """
+    return np.array([k.mode, k.maximize, k.weight_decay != 0.0, k.weight_decay, k.beta1, k.one_minus_beta1,
+                     k.beta2, k.one_minus_beta2, 0.0, 0.0, 0.0, 0.0, k.eps], dtype=np.float64)
+
+
+def step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: Coefficients) -> None:
+    """One Adam step in place on C-contiguous float32/float64 arrays of one shape and dtype.
+
+    Parameters
+    ----------
+    p, g, v, s : numpy.ndarray
+        Parameters, gradient, first and second moment (one dtype, one shape); ``p``, ``v``, ``s``
+        are overwritten. ``g`` may be one of them (the same elements), but must not partially overlap them.
+    c : Coefficients
+        From :func:`adam_np.kernels.coefficients`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> p, v, s = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+    >>> step(p, np.array([0.5, -4.0]), v, s, coefficients(AdamConfig(), 0.1, 1))
+    >>> p
+    array([ 0.9, -1.9])
+    """
+    step_many([p], [g], [v], [s], c)
+
+
+def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: np.ndarray | None = None) -> None:
+    """:func:`step` on each ``(ps[i], gs[i], vs[i], ss[i])``.
+
+    Parameters
+    ----------
+    ps, gs, vs, ss : list of numpy.ndarray
+        C-contiguous arrays, as for :func:`step`.
+    c : Coefficients
+    work : numpy.ndarray, optional
+        ``prepare(c.constants)``, kept by the caller between steps (saves building it; not
+        thread-safe: one work array per optimizer).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> ps = [np.ones(2), np.ones((1, 1), np.float32)]
+    >>> step_many(ps, ps, [np.zeros(2), np.zeros((1, 1), np.float32)], [np.zeros(2), np.zeros((1, 1), np.float32)],
+    ...           coefficients(AdamConfig(), 0.5, 1))
+    >>> ps
+    [array([0.5, 0.5]), array([[0.5]], dtype=float32)]
+    """
+    k = prepare(c.constants) if work is None else work
+    set_step(k, c)
+    for p, g, v, s in zip(ps, gs, vs, ss):
+        select(p)(p, g, v, s, k)
+
+
+def set_step(work: np.ndarray, c: Coefficients) -> None:
+    """Write the step's ``lr, bc1, bc2, alpha`` into a :func:`prepare` work array.
+
+    Parameters
+    ----------
+    work : numpy.ndarray
+    c : Coefficients
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> c = coefficients(AdamConfig(), 0.5, 1)
+    >>> work = prepare(c.constants); set_step(work, c); work[8]
+    np.float64(0.5)
+    """
+    _, work[8], work[9], work[10], work[11] = c
+
+
+def select(p: np.ndarray):
+    """The compiled loop for ``p``: serial below :data:`PARALLEL_MIN` elements, ``prange`` from there.
+
+    Called as ``select(p)(p, g, v, s, work)`` with ``work`` from :func:`prepare`, its step scalars
+    written (what :func:`step_many` does); :class:`adam_np.kernels._inplace.InPlaceStep` binds it
+    once per array to save the per-step dispatch.
+
+    Parameters
+    ----------
+    p : numpy.ndarray
+
+    Returns
+    -------
+    numba dispatcher
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> select(np.zeros(3)) is select(np.zeros((2, 2)))
+    True
+    """
+    return _serial if p.size < PARALLEL_MIN else _parallel
+
+
+def all_finite(g: np.ndarray) -> bool:
+    """Whether a C-contiguous float32/float64 array holds no NaN and no ±inf (one read, no temporary).
+
+    One vectorized serial loop: it reads g at close to one core's bandwidth, and a ``prange``
+    version was slower on a loaded two-core machine (barrier costs), so none is used.
+
+    Parameters
+    ----------
+    g : numpy.ndarray
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> all_finite(np.array([1.0, 2.0])), all_finite(np.array([1.0, -np.inf]))
+    (True, False)
+    """
+    return bool(_finite_serial(g))
+
+
+def compile_all() -> dict[str, float]:
+    """Compile (or load from numba's cache) the 1-D and 2-D specialisations; seconds taken per dtype.
+
+    Returns
+    -------
+    dict
+        ``{"float32": seconds, "float64": seconds}``: the first-call cost the kernel would
+        otherwise add to the first step.
+
+    Examples
+    --------
+    >>> sorted(compile_all())
+    ['float32', 'float64']
+    """
+    from ..adam import AdamConfig
+    from ._common import coefficients
+
+    out = {}
+    for dtype in DTYPES:
+        t0 = time.perf_counter()
+        for shape in ((1,), (1, 1), (PARALLEL_MIN,), (PARALLEL_MIN, 1)):
+            a = [np.zeros(shape, dtype) for _ in range(4)]
+            step(*a, coefficients(AdamConfig(), 1e-3, 1))
+            all_finite(a[1])
+        out[dtype.name] = time.perf_counter() - t0
+    return out
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _roof_loop(p, g, v, s):  # pragma: no cover - compiled by numba
+    for i in numba.prange(p.shape[0]):
+        gi = g[i]
+        p[i] = p[i] + gi
+        v[i] = v[i] + gi
+        s[i] = s[i] + gi
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _roof_serial(p, g, v, s):  # pragma: no cover - compiled by numba
+    for i in range(p.shape[0]):
+        gi = g[i]
+        p[i] = p[i] + gi
+        v[i] = v[i] + gi
+        s[i] = s[i] + gi
+
+
+def stream_roof(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray) -> None:
+    """An Adam-shaped memory stream with trivial math: read p, g, v, s and write p, v, s (``x += g``).
+
+    The time it takes on n elements is the machine's memory roof for one Adam step
+    (28 bytes per float32 element, 56 per float64); benchmarks report kernels against it.
+    Like :func:`step`, it runs in parallel from :data:`PARALLEL_MIN` elements on.
+
+    Parameters
+    ----------
+    p, g, v, s : numpy.ndarray
+        1-D contiguous arrays of one dtype; ``p``, ``v``, ``s`` are changed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = [np.ones(3) for _ in range(4)]
+    >>> stream_roof(*a); a[0]
+    array([2., 2., 2.])
+    """
+    (_roof_loop if p.shape[0] >= PARALLEL_MIN else _roof_serial)(p, g, v, s)
+
+
+def set_num_threads(n: int) -> int:
+    """Run the ``prange`` loops on ``n`` threads (at most numba's ``NUMBA_NUM_THREADS``).
+
+    Parameters
+    ----------
+    n : int
+
+    Returns
+    -------
+    int
+        The previous number.
+
+    Examples
+    --------
+    >>> old = set_num_threads(1); set_num_threads(old)
+    1
+    """
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    return old

@@ -1,0 +1,311 @@
+"""The in-place kernels compute exactly what the pure ``adam_np.update`` computes."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import adam_np
+from adam_np import AdamConfig
+from adam_np.kernels import (
+    coefficients,
+    get_kernel,
+    numpy_kernel,
+    resolve_backend,
+    supports,
+    unsupported_fields,
+)
+
+from conftest import CUPY_AVAILABLE, requires_gpu
+
+CPU_BACKENDS = ["numpy", "numba"]
+UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def bits(x):
+    """The raw bits (so -0.0 != 0.0 and NaN payloads count)."""
+    x = np.ascontiguousarray(x)
+    return x.view(UINT[x.dtype.itemsize])
+
+
+def assert_bitwise(a, b):
+    """Same bits everywhere, except that NaNs only need to be NaN in both (payloads may differ)."""
+    assert a.dtype == b.dtype and a.shape == b.shape
+    nan = np.isnan(a)
+    np.testing.assert_array_equal(nan, np.isnan(b))
+    np.testing.assert_array_equal(np.where(nan, 0, bits(a)), np.where(nan, 0, bits(b)))
+
+
+def pure_step(p, g, v, s, config, step):
+    """One step of adam_np.update from state (step-1, v, s): the reference."""
+    new_p, state = adam_np.update(g, adam_np.AdamState(step - 1, v, s), p, config)
+    return new_p, state.v, state.s
+
+
+def kernel_step(backend, p, g, v, s, config, step):
+    p, v, s = p.copy(), v.copy(), s.copy()
+    flat = (lambda x: x.reshape(-1)) if backend == "numpy" else (lambda x: x)
+    get_kernel(backend).step(flat(p), flat(g), flat(v), flat(s), coefficients(config, config.lr_at(step), step))
+    return p, v, s
+
+
+configs = st.builds(
+    AdamConfig,
+    lr=st.sampled_from([1e-3, 0.1, 3.0]),
+    beta1=st.sampled_from([0.0, 0.5, 0.9]),
+    beta2=st.sampled_from([0.0, 0.9, 0.999]),
+    eps=st.sampled_from([0.0, 1e-8, 1e-3]),
+    eps_mode=st.sampled_from(adam_np.EPS_MODES),
+    weight_decay=st.sampled_from([0.0, 1e-2, 0.5]),
+    maximize=st.booleans(),
+    nonfinite=st.just("propagate"),
+)
+shapes = st.sampled_from([(), (1,), (6,), (5, 1), (3, 4), (2, 3, 5), (0,), (1000,)])
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@settings(max_examples=60)
+@given(config=configs, shape=shapes, dtype=st.sampled_from(["float32", "float64"]), step=st.integers(1, 50),
+       seed=st.integers(0, 2**32 - 1))
+def test_kernel_equals_pure_update_bit_for_bit(backend, config, shape, dtype, step, seed):
+    rng = np.random.default_rng(seed)
+    p, g, v = (rng.normal(size=shape) * 10.0 ** rng.uniform(-3, 3) for _ in range(3))
+    s = rng.normal(size=shape) ** 2
+    p, g, v, s = (np.asarray(a, dtype=dtype) for a in (p, g, v, s))
+    # zeros of both signs, to catch a sign-of-zero difference
+    if p.size:
+        p.reshape(-1)[0], g.reshape(-1)[-1] = -0.0, 0.0
+    with np.errstate(all="ignore"):  # eps = 0 with s = 0 gives 0/0 on both paths
+        expected = pure_step(p, g, v, s, config, step)
+        got = kernel_step(backend, p, g, v, s, config, step)
+    for a, b in zip(got, expected):
+        assert_bitwise(a, b)
+
+
+@settings(max_examples=20)
+@given(config=configs, step=st.integers(1, 20), seed=st.integers(0, 2**32 - 1))
+def test_numpy_kernel_float16_bit_for_bit(config, step, seed):
+    rng = np.random.default_rng(seed)
+    p, g, v = (rng.normal(size=37).astype(np.float16) for _ in range(3))
+    s = (rng.normal(size=37) ** 2).astype(np.float16)
+    with np.errstate(all="ignore"):
+        expected = pure_step(p, g, v, s, config, step)
+        got = kernel_step("numpy", p, g, v, s, config, step)
+    for a, b in zip(got, expected):
+        assert_bitwise(a, b)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("config", [
+    AdamConfig(nonfinite="propagate"),
+    AdamConfig(eps_mode="root", weight_decay=0.1, maximize=True, nonfinite="propagate"),
+    AdamConfig(eps_mode="hat", lr=0.01, weight_decay=1e-3, nonfinite="propagate"),
+], ids=["outside", "root+wd+max", "hat+wd"])
+def test_kernels_on_arrays_split_over_threads_and_chunks(backend, dtype, config):
+    n = 2 * numpy_kernel.PARALLEL_MIN + numpy_kernel.CHUNK // 3  # several threads, a partial last chunk
+    rng = np.random.default_rng(1)
+    p, g, v = (rng.normal(size=n).astype(dtype) for _ in range(3))
+    s = (rng.normal(size=n) ** 2).astype(dtype)
+    expected = pure_step(p, g, v, s, config, 7)
+    for a, b in zip(kernel_step(backend, p, g, v, s, config, 7), expected):
+        assert_bitwise(a, b)
+
+
+def test_numpy_kernel_same_result_on_one_and_several_threads():
+    n = 3 * numpy_kernel.PARALLEL_MIN + 5
+    rng = np.random.default_rng(2)
+    p, g, v, s = (rng.random(n) for _ in range(4))
+    old = numpy_kernel.set_num_threads(1)
+    try:
+        one = kernel_step("numpy", p, g, v, s, AdamConfig(), 3)
+        numpy_kernel.set_num_threads(3)
+        three = kernel_step("numpy", p, g, v, s, AdamConfig(), 3)
+    finally:
+        numpy_kernel.set_num_threads(old)
+    for a, b in zip(one, three):
+        assert_bitwise(a, b)
+    with pytest.raises(ValueError, match="n must be an int >= 1, got 0"):
+        numpy_kernel.set_num_threads(0)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("alias", ["p", "v", "s"])
+def test_gradient_may_be_one_of_the_updated_arrays(backend, alias):
+    n = numpy_kernel.CHUNK + 17
+    rng = np.random.default_rng(3)
+    p, v, s = rng.normal(size=n), rng.normal(size=n), rng.random(n)
+    config = AdamConfig(weight_decay=0.1, nonfinite="propagate")
+    arrays = {"p": p, "v": v, "s": s}
+    expected = pure_step(p, arrays[alias], v, s, config, 2)
+    p, v, s = p.copy(), v.copy(), s.copy()
+    g = {"p": p, "v": v, "s": s}[alias]
+    get_kernel(backend).step(p, g, v, s, coefficients(config, config.lr, 2))
+    for a, b in zip((p, v, s), expected):
+        assert_bitwise(a, b)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("n", [1, 100, 3 * numpy_kernel.PARALLEL_MIN + 1])
+def test_all_finite(backend, n):
+    kernel = get_kernel(backend)
+    for dtype in (np.float32, np.float64):
+        g = np.ones(n, dtype)
+        assert kernel.all_finite(g)
+        g[0] = g[-1] = np.finfo(dtype).max  # large but finite: a plain sum overflows
+        assert kernel.all_finite(g)
+        for bad in (np.nan, np.inf, -np.inf):
+            h = g.copy()
+            h[n // 2] = bad
+            assert not kernel.all_finite(h)
+
+
+def test_numpy_kernel_makes_no_temporary_of_the_array_size():
+    n = 2_000_000  # 16 MB per float64 array
+    p, g, v, s = (np.full(n, 0.5) for _ in range(4))
+    c = coefficients(AdamConfig(), 1e-3, 1)
+    numpy_kernel.step(p, g, v, s, c)  # first call: per-thread scratch is allocated once
+    tracemalloc.start()
+    try:
+        assert numpy_kernel.all_finite(g)
+        numpy_kernel.step(p, g, v, s, c)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, f"peak extra memory {peak} bytes"
+
+
+def test_supported_configs_and_explicit_fallback_for_unknown_fields():
+    assert supports(AdamConfig(eps_mode="root", weight_decay=0.3, maximize=True, nonfinite="skip"))
+
+    @dataclasses.dataclass(frozen=True)
+    class AmsgradConfig(AdamConfig):
+        amsgrad: bool = False
+
+    assert unsupported_fields(AmsgradConfig()) == ["type"]
+    assert unsupported_fields(AmsgradConfig(amsgrad=True)) == ["type", "amsgrad"]
+    assert not supports(AmsgradConfig())
+
+
+def test_resolve_backend():
+    assert resolve_backend("auto", "numpy") == "numba"  # numba is installed in the test environment
+    assert resolve_backend("auto", "cupy") == "cupy"
+    assert resolve_backend("auto", "torch") is None
+    with pytest.raises(ValueError, match="backend must be one of .* got 'fast'"):
+        resolve_backend("fast")
+    with pytest.raises(ValueError, match="backend='cupy' updates cupy arrays, got numpy arrays"):
+        resolve_backend("cupy", "numpy")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        get_kernel("auto")
+
+
+def test_auto_falls_back_to_numpy_without_numba(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real(name, *a))
+    assert resolve_backend("auto", "numpy") == "numpy"
+    with pytest.raises(ValueError, match="needs numba, which is not installed"):
+        resolve_backend("numba", "numpy")
+
+
+def test_package_and_cupy_kernel_import_without_importing_cupy_or_numba():
+    code = ("import sys, adam_np, adam_np.kernels, adam_np.kernels.cupy_kernel; "
+            "print(sorted(m for m in ('cupy', 'numba') if m in sys.modules))")
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert out.stdout.strip() == "[]"
+
+
+def _cupy_arrays(rng, shape, dtype):
+    import cupy as cp
+
+    p, g, v = (rng.normal(size=shape) for _ in range(3))
+    s = rng.normal(size=shape) ** 2
+    return [cp.asarray(a.astype(dtype)) for a in (p, g, v, s)]
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("config", [
+    AdamConfig(nonfinite="propagate"),
+    AdamConfig(eps_mode="root", weight_decay=0.1, maximize=True, nonfinite="propagate"),
+    AdamConfig(eps_mode="hat", lr=0.01, weight_decay=1e-3, nonfinite="propagate"),
+], ids=["outside", "root+wd+max", "hat+wd"])
+def test_cupy_kernel_equals_pure_update_bit_for_bit(dtype, config):
+    from adam_np.kernels import cupy_kernel
+
+    rng = np.random.default_rng(4)
+    p, g, v, s = _cupy_arrays(rng, (1000, 3), dtype)
+    expected = pure_step(p, g, v, s, config, 5)
+    p, v, s = p.copy(), v.copy(), s.copy()
+    cupy_kernel.step(p, g, v, s, coefficients(config, config.lr, 5))
+    for a, b in zip((p, v, s), expected):
+        assert_bitwise(a.get(), b.get())
+    assert cupy_kernel.all_finite(g)
+    g[3, 1] = float("nan")
+    assert not cupy_kernel.all_finite(g)
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_cupy_kernel_float16_computes_in_float32():
+    from adam_np.kernels import cupy_kernel
+
+    rng = np.random.default_rng(5)
+    p, g, v, s = _cupy_arrays(rng, (257,), "float16")
+    config = AdamConfig(lr=0.01, nonfinite="propagate")
+    expected = pure_step(*(a.astype("float32") for a in (p, g, v, s)), config, 3)
+    cupy_kernel.step(p, g, v, s, coefficients(config, config.lr, 3))
+    for a, b in zip((p, v, s), expected):
+        assert_bitwise(a.get(), b.astype("float16").get())
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_adam_on_cupy_arrays_uses_one_kernel_and_matches_pure():
+    rng = np.random.default_rng(6)
+    p, g, _, _ = _cupy_arrays(rng, (64, 3), "float32")
+    ref = p.copy()
+    opt = adam_np.Adam([p], lr=0.01)
+    assert opt.backend == "cupy"
+    state = adam_np.init([ref])
+    for _ in range(5):
+        opt.step([g])
+        (ref,), state = adam_np.update([g], state, [ref], opt.config)
+    assert_bitwise(p.get(), ref.get())
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_flat_cupy_optimizer_is_one_launch_and_matches_pure():
+    import cupy as cp
+
+    opt = adam_np.Adam.from_shapes([(5, 1), (1,)], dtype="float32", xp=cp, lr=0.01)
+    assert opt.backend == "cupy" and isinstance(opt.params[0], cp.ndarray)
+    rng = np.random.default_rng(7)
+    ref = [cp.asarray(rng.normal(size=x.shape).astype("float32")) for x in opt.params]
+    for x, r in zip(opt.params, ref):
+        x[...] = r
+    state = adam_np.init(ref)
+    for _ in range(4):
+        for buf in opt.grads:
+            buf[...] = cp.asarray(rng.normal(size=buf.shape).astype("float32"))
+        ref, state = adam_np.update([g.copy() for g in opt.grads], state, ref, opt.config)
+        opt.step(opt.grads)
+    for a, b in zip(opt.params, ref):
+        assert_bitwise(a.get(), b.get())
+
+
+def test_gpu_tests_skip_cleanly_without_a_device():
+    # The marker's reason names the cause; on this machine the GPU tests either run or skip with it.
+    assert requires_gpu.kwargs["reason"] == "CuPy has no CUDA device on this machine"
+    assert requires_gpu.args[0] is (not CUPY_AVAILABLE)
