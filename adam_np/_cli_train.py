@@ -119,6 +119,8 @@ def _optimizer(args: argparse.Namespace) -> Any:
     from .chapter7 import make_optimizer
 
     hyper = {k: getattr(args, k) for k in ("lr", "eps") if getattr(args, k) is not None}
+    if args.optimizer == "adam":  # the CLI's arrays are writeable NumPy/CuPy: the in-place kernel path
+        hyper["in_place"] = True
     try:
         return make_optimizer(args.optimizer, **hyper)
     except ValueError as exc:

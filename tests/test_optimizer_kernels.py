@@ -284,3 +284,17 @@ def test_params_made_read_only_later_change_nothing(backend):
     with pytest.raises(ValueError, match=r"params\[1\] is not writeable in place"):
         opt.step(grads[1])
     assert snapshot(opt) == before
+
+
+def test_numba_loops_are_compiled_when_the_optimizer_is_built():
+    # The first step must not pay numba's specialisation inside a training loop's timer.
+    from adam_np.kernels import numba_kernel
+
+    def six_d_float64(dispatcher):
+        return [sig for sig in dispatcher.signatures if sig[0].ndim == 6 and str(sig[0].dtype) == "float64"]
+
+    assert not six_d_float64(numba_kernel._serial)
+    x = np.ones((1, 1, 1, 1, 1, 2))
+    opt = Adam([x], backend="numba")
+    assert opt.backend == "numba" and six_d_float64(numba_kernel._serial)
+    assert x.tolist() == np.ones((1, 1, 1, 1, 1, 2)).tolist()  # nothing written by the warm-up

@@ -88,6 +88,8 @@ class InPlaceStep:
         # numba: the compiled loop of each array, bound once (saves the per-step selection)
         self.bound = [(self.kernel.select(p), p, v, s) for p, v, s in zip(self.params, self.v, self.s)] \
             if backend == "numba" and config is not None else None
+        if self.bound is not None:
+            self.kernel.warm_up(self.params, self.work)  # compile now, not inside the first step
 
     @classmethod
     def build(cls, params: list, state: AdamState, config: Any, backend: str, flat: tuple | None = None,

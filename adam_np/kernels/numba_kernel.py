@@ -23,7 +23,7 @@ from ._common import Coefficients, Constants
 
 __all__ = [
     "DTYPES", "PARALLEL_MIN", "all_finite", "compile_all", "prepare", "select", "set_num_threads", "set_step",
-    "step", "step_many", "stream_roof",
+    "step", "step_many", "stream_roof", "warm_up",
 ]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -243,6 +243,31 @@ def all_finite(g: np.ndarray) -> bool:
     (True, False)
     """
     return bool(_finite_serial(g))
+
+
+def warm_up(arrays: list, work: np.ndarray) -> None:
+    """Compile (or load from numba's cache) the loops ``arrays`` will use, on empty arrays.
+
+    Called when an optimizer is built, so that the first step (inside a training loop's timer)
+    does not pay numba's type specialisation; nothing is read or written.
+
+    Parameters
+    ----------
+    arrays : list of numpy.ndarray
+        The parameters (their dtype, number of dimensions and size pick the loops).
+    work : numpy.ndarray
+        From :func:`prepare`.
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import constants
+    >>> warm_up([np.ones((5, 1)), np.ones(1)], prepare(constants(AdamConfig())))
+    """
+    for a in arrays:
+        e = np.empty((0,) * a.ndim, a.dtype)
+        select(a)(e, e, e, e, work)
+        all_finite(e)
 
 
 def compile_all() -> dict[str, float]:
