@@ -24,6 +24,7 @@ Adam       :func:`adam_np.update` (Algorithm 1 with bias correction)            
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -415,7 +416,7 @@ class AdamRule:
         new_state : AdamState or adam_np.Adam
         """
         if self.in_place:
-            if not all(p is q for p, q in zip(params, state.params)) or len(params) != len(state.params):
+            if len(params) != len(state.params) or any(map(operator.is_not, params, state.params)):
                 raise ValueError("params must be the arrays the in-place state was made for (from init)")
             state.step(list(grads))
             return params, state

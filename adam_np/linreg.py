@@ -123,12 +123,13 @@ def grad_squared_loss(X: Any, y: Any, w: Any, b: Any) -> tuple[Any, Any]:
     """
     xp = array_namespace(X, y, w, b, name="X, y, w, b")
     _check(X, w, b, y)
-    return _grad_squared_loss(X, y, w, b, xp=xp)
+    return _grad_squared_loss(X, xp.reshape(y, (X.shape[0], 1)), w, b, xp=xp)
 
 
-def _grad_squared_loss(X: Any, y: Any, w: Any, b: Any, *, xp: Any) -> tuple[Any, Any]:
+def _grad_squared_loss(X: Any, y_col: Any, w: Any, b: Any, *, xp: Any) -> tuple[Any, Any]:
+    """:func:`grad_squared_loss` without checks, the labels given as a column ``y_col`` of shape (m, 1)."""
     m = X.shape[0]
-    r = X @ w + b - xp.reshape(y, (m, 1))
+    r = X @ w + b - y_col
     grad_w = (X.mT @ r) / float(m)
     grad_b = xp.sum(r, axis=0) / float(m)
     return grad_w, grad_b

@@ -274,7 +274,8 @@ def run_train(state: TrainState, optimizer: Any, features: Any, labels: Any, bat
             state.order = state.rng.permutation(n)
         order = xp.asarray(state.order) if device is None else xp.asarray(state.order, device=device)
         # One gather per epoch; each mini-batch is then a contiguous slice of the shuffled copy.
-        shuffled_X, shuffled_y = xp.take(features, order, axis=0), xp.take(labels, order, axis=0)
+        shuffled_X = xp.take(features, order, axis=0)
+        shuffled_y = xp.reshape(xp.take(labels, order, axis=0), (n, 1))  # a column, as the gradient wants it
         while state.batch < batches:
             start = clock()
             lo, hi = state.batch * batch_size, (state.batch + 1) * batch_size
