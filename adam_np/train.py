@@ -279,7 +279,7 @@ def run_train(state: TrainState, optimizer: Any, features: Any, labels: Any, bat
         while state.batch < batches:
             start = clock()
             lo, hi = state.batch * batch_size, (state.batch + 1) * batch_size
-            X, y = shuffled_X[lo:hi, ...], shuffled_y[lo:hi]
+            X, y = shuffled_X[lo:hi, ...], shuffled_y[lo:hi, ...]
             grads = _grad_squared_loss(X, y, params[0], params[1], xp=xp)
             params, opt_state = optimizer.update(list(grads), opt_state, params)
             before = state.examples_seen
