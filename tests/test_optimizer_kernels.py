@@ -298,3 +298,52 @@ def test_numba_loops_are_compiled_when_the_optimizer_is_built():
     opt = Adam([x], backend="numba")
     assert opt.backend == "numba" and six_d_float64(numba_kernel._serial)
     assert x.tolist() == np.ones((1, 1, 1, 1, 1, 2)).tolist()  # nothing written by the warm-up
+
+
+def _pure_reference(params, grads_seq, config, state=None):
+    params = [p.copy() for p in params]
+    state = adam_np.init(params) if state is None else state
+    for grads in grads_seq:
+        params, state = adam_np.update(grads, state, params, config)
+    return params, state
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_from_shapes_after_the_state_is_replaced_uses_the_new_moments(backend):
+    opt = Adam.from_shapes([(3,)], lr=0.1, backend=backend)
+    rng = np.random.default_rng(0)
+    grads_seq = [[rng.normal(size=3)] for _ in range(4)]
+    opt.state = adam_np.init(opt.params)._replace(v=[np.array([0.1, -0.2, 0.05])], s=[np.full(3, 0.01)])
+    start = [p.copy() for p in opt.params]
+    ref, ref_state = _pure_reference(start, grads_seq, opt.config, opt.state)
+    for g in grads_seq:
+        opt.grads[0][...] = g[0]
+        opt.step(opt.grads)
+    assert opt.params[0].tobytes() == ref[0].tobytes()
+    assert opt.state.v[0].tobytes() == ref_state.v[0].tobytes()
+
+
+def test_from_shapes_with_a_replaced_gradient_item_uses_it():
+    opt = Adam.from_shapes([(3,)], lr=0.1)
+    opt.grads[0] = np.full(3, 5.0)  # no longer a view of the flat gradient buffer
+    opt.step(opt.grads)
+    np.testing.assert_allclose(opt.params[0], -0.1)
+
+
+def test_from_shapes_read_only_param_fails_and_writes_nothing():
+    opt = Adam.from_shapes([(3,), (2,)], lr=0.1)
+    opt.grads[0][...] = 1.0
+    opt.grads[1][...] = 1.0
+    opt.params[0].flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\[0\] is not writeable"):
+        opt.step(opt.grads)
+    assert opt.params[1].tolist() == [0.0, 0.0] and opt.state.step == 0
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_gradient_that_is_another_parameter_matches_the_pure_update(backend):
+    a, b = np.array([1.0, -2.0]), np.array([3.0, 0.5])
+    ref, _ = _pure_reference([a, b], [[b.copy(), a.copy()]], AdamConfig(lr=0.1))
+    opt = Adam([a, b], lr=0.1, backend=backend)
+    opt.step([b, a])  # each gradient is the other parameter's own memory
+    assert a.tobytes() == ref[0].tobytes() and b.tobytes() == ref[1].tobytes()

@@ -10,6 +10,7 @@ precise error, skips the step, or computes the same values.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,11 @@ __all__ = ["InPlaceStep"]
 
 def _flat(x: Any) -> Any:
     return x if x.ndim == 1 else x.reshape(-1)
+
+
+def _is_view_of(x: Any, buffer: Any) -> bool:
+    """Whether ``x`` is a view into the flat ``buffer`` (NumPy/CuPy keep the owner as ``base``)."""
+    return x.base is buffer or x is buffer
 
 
 class InPlaceStep:
@@ -81,9 +87,22 @@ class InPlaceStep:
         self.shapes = [x.shape for x in self.params]
         self.dtypes = [x.dtype for x in self.params]
         self.array_type = type(self.params[0]) if self.params else np.ndarray
+        if flat is not None and (grad_views is None or len(flat) != 4 or not all(
+                _is_view_of(x, buf) for xs, buf in ((self.params, flat[0]), (self.v, flat[2]), (self.s, flat[3]))
+                for x in xs)):
+            flat = grad_views = None  # the moments were replaced since: one kernel call per array
         self.flat = flat
         self.flat_lists = None if flat is None else tuple([a] for a in flat)
         self.grad_views = grad_views
+        self.grad_items = None if grad_views is None else tuple(grad_views)
+        # Identities of every array the step writes (and of their bases): a gradient that is another
+        # parameter's or moment's memory would be read after being written, so such steps go the pure way.
+        self.written = {}
+        for i, x in enumerate([*self.params, *self.v, *self.s]):
+            self.written[id(x)] = i % len(self.params) if self.params else 0
+            base = getattr(x, "base", None)
+            if base is not None:
+                self.written[id(base)] = -1  # shared by several arrays: never a safe gradient
         self.check_finite = config is not None and config.nonfinite != "propagate"
         # numba: the compiled loop of each array, bound once (saves the per-step selection)
         self.bound = [(self.kernel.select(p), p, v, s) for p, v, s in zip(self.params, self.v, self.s)] \
@@ -134,6 +153,8 @@ class InPlaceStep:
         if backend == "auto" and concrete == "numba" and any(x.dtype not in get_kernel("numba").DTYPES for x in arrays):
             concrete = "numpy"  # e.g. float16: numba's loop is float32/float64 only, NumPy's ufuncs take it
         kernel = get_kernel(concrete)
+        if concrete == "cupy" and any(x.dtype == np.float16 for x in arrays):
+            return None  # the CuPy kernel computes float16 in float32: not what update computes, step by step
         if concrete == "cupy":
             import cupy
 
@@ -189,19 +210,27 @@ class InPlaceStep:
         """Flat views of ``grads`` when they fit the kernel as they are, else None."""
         if type(grads) not in (list, tuple) or len(grads) != len(self.params):
             return None
-        array_type, numpy, reshape = self.array_type, self.is_numpy, self.reshape
-        if numpy:
-            for p in self.params:
-                if not p.flags.writeable:  # made read-only since: the pure path raises, nothing written
-                    return None
+        array_type, numpy, reshape, written = self.array_type, self.is_numpy, self.reshape, self.written
+        if not self._writeable():
+            return None
         out = []
-        for g, shape, dtype in zip(grads, self.shapes, self.dtypes):
+        for i, (g, shape, dtype) in enumerate(zip(grads, self.shapes, self.dtypes)):
             if type(g) is not array_type or g.shape != shape or (g.dtype is not dtype and g.dtype != dtype):
                 return None
             if numpy and not g.flags.c_contiguous:
                 return None
+            if written.get(id(g), i) != i or (g.base is not None and id(g.base) in written):
+                return None  # aliases another parameter or moment: the pure path reads before writing
             out.append(g.reshape(-1) if reshape and g.ndim != 1 else g)
         return out
+
+    def _writeable(self) -> bool:
+        """False when a parameter was made read-only since (the pure path then raises, nothing written)."""
+        if self.is_numpy:
+            for p in self.params:
+                if not p.flags.writeable:
+                    return False
+        return True
 
     def __call__(self, grads: Any, state: AdamState, config: Any) -> AdamState | None:
         """Take the step in place and return the new state, or return None having changed nothing.
@@ -224,7 +253,8 @@ class InPlaceStep:
         AdamState or None
         """
         kernel = self.kernel
-        if grads is self.grad_views and self.flat_lists is not None:
+        if (grads is self.grad_views and self.flat_lists is not None and len(grads) == len(self.grad_items)
+                and all(map(operator.is_, grads, self.grad_items)) and self._writeable()):
             ps, gs, vs, ss = self.flat_lists
         else:
             gs = self._check_grads(grads)

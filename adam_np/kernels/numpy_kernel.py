@@ -48,6 +48,7 @@ PARALLEL_MIN = 1 << 17
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _threads = max(1, min(int(os.environ.get("ADAM_NP_THREADS", "0")) or (os.cpu_count() or 1), 8))
 _scratch = threading.local()
 
@@ -90,17 +91,18 @@ def set_num_threads(n: int) -> int:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     with _lock:
         old, _threads = _threads, n
-        if _pool is not None:
+        if _pool is not None and _pool_size < n:  # grow only: a running step never loses its pool
             _pool.shutdown(wait=True)
             _pool = None
     return old
 
 
 def _get_pool() -> ThreadPoolExecutor:
-    global _pool
+    global _pool, _pool_size
     with _lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="adam_np")
+            _pool_size = _threads
         return _pool
 
 
