@@ -18,7 +18,9 @@ __all__ = [
     "backend_name",
     "BACKENDS",
     "check_same_backend",
+    "device_of",
     "is_writeable",
+    "not_writeable_reason",
     "is_real_floating",
     "namespace_for",
 ]
@@ -109,6 +111,28 @@ def check_same_backend(arrays: Any, name: str = "arrays") -> None:
         raise TypeError(f"{name} mix array libraries: {names}; pass arrays of a single library")
 
 
+def device_of(x: Any) -> Any:
+    """The device array ``x`` lives on (``"cpu"`` for NumPy arrays), as :func:`array_api_compat.device` says.
+
+    Parameters
+    ----------
+    x : array
+        Any array-API array.
+
+    Returns
+    -------
+    device
+        The library's device object.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> device_of(np.zeros(2))
+    'cpu'
+    """
+    return array_api_compat.device(x)
+
+
 def is_real_floating(x: Any, xp: Any) -> bool:
     """Whether ``x`` has a real floating-point dtype in namespace ``xp``.
 
@@ -143,8 +167,10 @@ def is_writeable(x: Any) -> bool:
     Returns
     -------
     bool
-        False for read-only NumPy views and for libraries without in-place mutation
-        (JAX, ``array_api_strict``).
+        False for read-only NumPy views, torch leaf tensors that require grad, torch inference
+        tensors outside inference mode, arrays whose elements overlap in memory (stride 0 on an
+        axis of length > 1, e.g. ``torch.ones(3).expand(2, 3)``) and libraries without in-place
+        mutation (JAX, ``array_api_strict``); :func:`not_writeable_reason` says which.
 
     Examples
     --------
@@ -154,13 +180,58 @@ def is_writeable(x: Any) -> bool:
     >>> a.flags.writeable = False; is_writeable(a)
     False
     """
+    return not_writeable_reason(x) is None
+
+
+def not_writeable_reason(x: Any) -> str | None:
+    """Why array ``x`` cannot be updated in place, or None when it can (see :func:`is_writeable`).
+
+    Parameters
+    ----------
+    x : array
+        The array to test.
+
+    Returns
+    -------
+    str or None
+        A short reason: a read-only NumPy array, a torch leaf tensor that requires grad (torch
+        forbids in-place updates of those outside ``no_grad``; pass ``p.detach()`` or ``p.data``,
+        which share its memory), a torch inference tensor outside inference mode, an array whose
+        elements overlap in memory (a stride-0 broadcast such as ``expand``), or a library without
+        in-place mutation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> not_writeable_reason(np.zeros(3)) is None
+    True
+    >>> not_writeable_reason(np.broadcast_to(np.zeros(1), (3,)))
+    'a read-only NumPy array'
+    """
     if is_numpy_array(x):
-        return bool(x.flags.writeable)
+        return None if x.flags.writeable else "a read-only NumPy array"
     if is_cupy_array(x):
-        return True
+        return _overlap_reason(x.shape, [st // x.itemsize for st in x.strides])
     if is_torch_array(x):
-        return not x.requires_grad or not x.is_leaf
-    return False
+        return _torch_reason(x)
+    return f"{type(x).__module__.split('.')[0]} arrays cannot be updated in place"
+
+
+def _overlap_reason(shape: Any, strides: Any) -> str | None:
+    """A stride of 0 on an axis longer than 1: several elements share one memory location."""
+    if any(n > 1 and st == 0 for n, st in zip(shape, strides)):
+        return f"its elements overlap in memory (stride 0 on an axis of length > 1, strides {tuple(strides)})"
+    return None
+
+
+def _torch_reason(x: Any) -> str | None:
+    import torch
+
+    if x.requires_grad and x.is_leaf:
+        return "a torch tensor that requires grad; pass p.detach() or p.data (same memory) instead"
+    if x.is_inference() and not torch.is_inference_mode_enabled():
+        return "a torch inference tensor (created under torch.inference_mode), outside inference mode"
+    return _overlap_reason(x.shape, x.stride())
 
 
 BACKENDS = ("numpy", "cupy")

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 from . import _tree
 from . import variants as _rules
-from ._xp import array_namespace, backend_name, is_real_floating
+from ._xp import array_namespace, backend_name, device_of, is_numpy_array, is_real_floating
 
 __all__ = [
     "EPS_MODES",
@@ -243,6 +243,16 @@ class AdamConfig:
         if self.variant == "adamax" and self.eps == 0.0:
             raise ValueError("eps must be > 0 for variant='adamax', got 0.0: u stays 0 until a nonzero gradient "
                              "arrives, and v/u would be 0/0")
+        if self.eps_root and self.eps_mode == "hat":
+            raise ValueError(f"eps_root={self.eps_root!r} cannot be combined with eps_mode='hat' (which works on the "
+                             "raw s, so eps_root would not sit under s_hat); use eps_mode='outside' with eps_root")
+        if self.variant == "nadam" and self.nadam_schedule == "constant":
+            for name in ("momentum_decay", "mu_product_dtype"):
+                default = _VARIANT_OPTIONS[name][1]
+                if getattr(self, name) != default:
+                    raise ValueError(f"{name}={getattr(self, name)!r} has no effect with nadam_schedule='constant' "
+                                     f"(mu_t = beta1); leave it at its default {default!r} or use "
+                                     "nadam_schedule='decay'")
         if self.variant == "amsgrad" and self.amsgrad_max == "corrected" and self.eps_mode == "hat":
             raise ValueError("eps_mode='hat' needs the raw second moment, so it cannot be combined with "
                              "amsgrad_max='corrected'; use amsgrad_max='raw'")
@@ -281,6 +291,8 @@ class AdamConfig:
 
         Raises
         ------
+        TypeError
+            If the schedule cannot be called as ``lr(step)`` or returns a non-number.
         ValueError
             If a schedule returns a value that is not a finite number > 0.
 
@@ -290,7 +302,12 @@ class AdamConfig:
         0.025
         """
         if callable(self.lr):
-            return _check_lr(self.lr(step), name=f"lr({step})")
+            try:
+                value = self.lr(step)
+            except TypeError as exc:
+                raise TypeError(f"lr schedule must be callable as lr(t) with the step t (an int >= 1), "
+                                f"got {self.lr!r}: {exc}") from exc
+            return _check_lr(value, name=f"lr({step})")
         return self.lr
 
     def to_dict(self) -> dict:
@@ -512,6 +529,16 @@ def _check_leaves(xs: list, name: str, ref: list, treedef: _tree.TreeDef, *, dty
             raise TypeError(f"{label} has dtype {x.dtype}, expected {expected}{as_params}")
 
 
+def _check_devices(xs: list, name: str, ref: list, treedef: _tree.TreeDef) -> None:
+    """Each ``xs[i]`` must be on the device of ``ref[i]`` (the params); the error names both."""
+    for i, (x, r) in enumerate(zip(xs, ref)):
+        dx, dr = device_of(x), device_of(r)
+        if dx != dr:
+            label, ref_label = treedef.leaf_names(name)[i], treedef.leaf_names("params")[i]
+            raise ValueError(f"{label} is on device {dx!r}, but {ref_label} is on device {dr!r}; "
+                             "move them to the same device")
+
+
 class _Leaves(NamedTuple):
     """Validated, flattened inputs of one update."""
 
@@ -560,6 +587,9 @@ def _validate(grads: Any, state: Any, params: Any, config: Any) -> _Leaves:
     if state.master is not None:
         flat["state.master"] = _tree.flatten_like(state.master, treedef, is_leaf=_is_array, name="state.master")
     xp = _namespace(p, flat, treedef)
+    if not is_numpy_array(p[0]):  # NumPy arrays (one library throughout, checked above) all live on the CPU
+        for name, xs in flat.items():
+            _check_devices(xs, name, p, treedef)
     _check_floating_leaves(p, "params", treedef, xp)
     _check_leaves(flat["grads"], "grads", p, treedef)
     _check_floating_leaves(flat["state.v"], "state.v", treedef, xp)
@@ -585,6 +615,8 @@ def _validate_variant_state(state: AdamState, config: AdamConfig, treedef: Any, 
         return None
     s_max = _tree.flatten_like(state.s_max, treedef, is_leaf=_is_array, name="state.s_max")
     array_namespace(*p, *s_max, name="params and state.s_max")
+    if not is_numpy_array(p[0]):
+        _check_devices(s_max, "state.s_max", p, treedef)
     _check_leaves(s_max, "state.s_max", p, treedef, dtypes=moment_dtypes)
     return s_max
 
@@ -794,7 +826,6 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
     config = AdamConfig() if config is None else config
     leaves = _validate(grads, state, params, config)
     xp, t = leaves.xp, leaves.step + 1
-    lr = config.lr_at(t)
     if config.nonfinite != "propagate" and not all_finite(leaves.grads, xp=xp):
         if config.nonfinite == "raise":
             raise FloatingPointError(
@@ -802,6 +833,7 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
                 "(use nonfinite='skip' to skip such steps or 'propagate' to apply them)"
             )
         return params, state._replace(step=leaves.step, skipped=int(state.skipped) + 1)
+    lr = config.lr_at(t)  # only for a step actually taken; still before anything is computed
     c = _step_scalars(config, lr, t, state.mu_product)
     n = len(leaves.params)
     masters = leaves.master if leaves.master is not None else [None] * n

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import adam as _adam
-from ._xp import array_namespace, backend_name, is_writeable
+from ._xp import array_namespace, backend_name, not_writeable_reason
 from .kernels import resolve_backend
 from .kernels._inplace import InPlaceStep
 
@@ -97,8 +97,9 @@ class Adam:
         params = list(params)
         state = _adam.init(params, config, moment_dtype=moment_dtype, master=master)
         for i, x in enumerate(params):
-            if not is_writeable(x):
-                raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}); "
+            reason = not_writeable_reason(x)
+            if reason is not None:
+                raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}: {reason}); "
                                  "use adam_np.update for immutable arrays")
         self._xp = array_namespace(*params, name="params")
         resolve_backend(backend, backend_name(params[0]) if params else "numpy")  # bad or unavailable: fail here
@@ -350,8 +351,10 @@ class Adam:
 
     def _check_writeable(self) -> None:
         for i, x in enumerate(self.params):
-            if not is_writeable(x):
-                raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}); nothing was updated")
+            reason = not_writeable_reason(x)
+            if reason is not None:
+                raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}: {reason}); "
+                                 "nothing was updated")
 
     def save(self, path: Any, **kwargs: Any) -> None:
         """Write a checkpoint of this optimizer (and, optionally, more) atomically to ``path``.

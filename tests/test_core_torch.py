@@ -83,3 +83,47 @@ def test_report_worst_error(capsys):
     with capsys.disabled():
         print(f"\n[adam_np vs torch.optim.Adam float64, 1000 steps] worst normwise rel. error: {worst:.3e}")
     assert worst <= 1e-12
+
+
+def _expanded():
+    return torch.ones(3, dtype=torch.float64).expand(2, 3)  # stride 0 on an axis of length 2
+
+
+def _inference():
+    with torch.inference_mode():
+        return torch.ones(3, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("make, why", [
+    (_expanded, r"elements overlap in memory \(stride 0"),
+    (_inference, r"inference tensor"),
+    (lambda: torch.ones(3, dtype=torch.float64, requires_grad=True), r"requires grad; pass p\.detach\(\) or p\.data"),
+])
+def test_torch_params_that_cannot_be_updated_in_place_are_rejected_up_front(make, why):
+    good = torch.zeros(3, dtype=torch.float64)
+    bad = make()
+    with pytest.raises(ValueError, match=r"params\[1\] is not writeable in place \(Tensor: .*" + why):
+        adam_np.Adam([good, bad])
+    assert torch.equal(good, torch.zeros(3, dtype=torch.float64))
+
+
+def test_torch_writeable_cases_stay_writeable():
+    from adam_np._xp import is_writeable
+
+    with torch.inference_mode():
+        inf = torch.ones(3)
+        assert is_writeable(inf)  # inside inference mode torch allows in-place updates of it
+    assert not is_writeable(inf)
+    assert is_writeable(torch.ones(1).expand(1, 1))  # stride 0 on axes of length 1: no overlap
+    assert is_writeable(torch.ones(3, 4).t())  # non-contiguous but non-overlapping
+    assert is_writeable(torch.ones(2, requires_grad=True) * 2)  # non-leaf: torch allows it
+    assert is_writeable(torch.ones(2, requires_grad=True).detach())
+
+
+def test_stateful_step_rejects_a_param_expanded_after_construction_before_writing():
+    good, other = torch.zeros(3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64)
+    opt = adam_np.Adam([good, other], lr=0.1)
+    opt.params[1] = _expanded()
+    with pytest.raises(ValueError, match=r"params\[1\] is not writeable in place .*overlap"):
+        opt.step([torch.ones(3, dtype=torch.float64), torch.ones(2, 3, dtype=torch.float64)])
+    assert torch.equal(good, torch.zeros(3, dtype=torch.float64))

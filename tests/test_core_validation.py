@@ -146,3 +146,65 @@ def test_optimizer_step_rejects_bad_grads_and_changes_nothing(case):
         opt.step(bad_grads)
     assert snapshot(*params, *opt.state.v, *opt.state.s) == before
     assert opt.state.step == step
+
+
+def test_eps_root_with_eps_hat_is_rejected():
+    with pytest.raises(ValueError, match=r"eps_root=1e-08 cannot be combined with eps_mode='hat'"):
+        AdamConfig(eps_root=1e-8, eps_mode="hat")
+    assert AdamConfig(eps_root=1e-8, eps_mode="outside").eps_root == 1e-8
+
+
+@pytest.mark.parametrize("field, value", [("momentum_decay", 1e-2), ("mu_product_dtype", "float32")])
+def test_nadam_constant_schedule_rejects_options_it_ignores(field, value):
+    with pytest.raises(ValueError, match=rf"{field}={value!r} has no effect with nadam_schedule='constant'"):
+        AdamConfig(variant="nadam", nadam_schedule="constant", **{field: value})
+    AdamConfig(variant="nadam", nadam_schedule="decay", **{field: value})  # used there
+
+
+def test_lr_schedule_with_wrong_signature_names_lr_and_changes_nothing():
+    params, grads, state = good_inputs()
+    before = snapshot(*params, *state.v, *state.s)
+    with pytest.raises(TypeError, match=r"lr schedule must be callable as lr\(t\) with the step t .*: .*argument"):
+        adam_np.update(grads, state, params, AdamConfig(lr=lambda: 0.1))
+    assert snapshot(*params, *state.v, *state.s) == before
+
+
+def test_lr_schedule_is_not_called_on_skipped_steps():
+    params, grads, state = good_inputs()
+    grads[1] = np.array([np.inf])
+    calls = []
+    config = AdamConfig(lr=lambda t: calls.append(t) or 0.1, nonfinite="skip")
+    new_params, new_state = adam_np.update(grads, state, params, config)
+    assert calls == [] and new_state.step == 3 and new_state.skipped == 1
+    grads[1] = np.array([1.0])
+    adam_np.update(grads, state, params, config)
+    assert calls == [4]
+
+
+@pytest.mark.parametrize("where", ["grads", "state.v", "state.s"])
+def test_arrays_on_another_device_than_params_are_rejected(where):
+    import array_api_strict as xps
+
+    dev = xps.Device("device1")
+    params = [xps.asarray([1.0, 2.0], device=dev)]
+    state = adam_np.init(params)
+    grads = [xps.asarray([0.5, 0.5], device=dev)]
+    cpu = [xps.asarray([0.0, 0.0])]
+    if where == "grads":
+        grads = cpu
+    else:
+        state = state._replace(**{where.split(".")[1]: cpu})
+    with pytest.raises(ValueError, match=rf"{where}\[0\] is on device .*CPU_DEVICE.*, but params\[0\] is on device "
+                                         r".*device1"):
+        adam_np.update(grads, state, params)
+
+
+def test_amsgrad_s_max_on_another_device_is_rejected():
+    import array_api_strict as xps
+
+    dev = xps.Device("device1")
+    params = [xps.asarray([1.0, 2.0], device=dev)]
+    config = AdamConfig(variant="amsgrad")
+    state = adam_np.init(params, config)._replace(s_max=[xps.asarray([0.0, 0.0])])
+    with pytest.raises(ValueError, match=r"state.s_max\[0\] is on device .*, but params\[0\] is on device"):
+        adam_np.update([xps.asarray([0.5, 0.5], device=dev)], state, params, config)
