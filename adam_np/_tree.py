@@ -94,7 +94,9 @@ def flatten(tree: Any, *, is_leaf, name: str = "params") -> tuple[list, TreeDef]
     Raises
     ------
     TypeError
-        If ``tree`` is none of the supported containers, or is empty.
+        If ``tree`` is none of the supported containers.
+    ValueError
+        If ``tree`` is an empty container.
 
     Examples
     --------

@@ -260,10 +260,11 @@ def crosscheck(against: Sequence[str] = ("torch", "optax"), variants: Sequence[s
 
     Parameters
     ----------
-    against : sequence of {"torch", "optax"}
-        Frameworks to compare with.
-    variants : sequence of str, optional
-        Variants to run (default: all each framework has); a framework without a variant is skipped.
+    against : {"torch", "optax"} or sequence of them
+        Frameworks to compare with (one name may be given as a string).
+    variants : str or sequence of str, optional
+        Variants to run (default: all each framework has; an empty sequence is an error); a framework
+        without any of them is skipped, also when it is not installed.
     steps, n, seed : int
         Problem size (:func:`problem`).
     dtype : {"float64", "float32"}
@@ -275,18 +276,26 @@ def crosscheck(against: Sequence[str] = ("torch", "optax"), variants: Sequence[s
     Returns
     -------
     list of Row
-        A not-installed framework gives one row with status ``"missing"``.
+        A not-installed framework that has some of the requested variants gives one row with status
+        ``"missing"``.
 
     Raises
     ------
     ValueError
-        On an unknown framework, variant or dtype, or steps/n/windows < 1.
+        On an unknown framework, variant or dtype, an empty ``variants``, or steps/n/windows < 1.
     """
     if dtype not in TOLERANCES:
         raise ValueError(f"dtype must be one of {tuple(TOLERANCES)}, got {dtype!r}")
     for name, value in (("steps", steps), ("n", n), ("windows", windows)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if isinstance(against, str):
+        against = (against,)
+    if variants is not None:
+        if isinstance(variants, str):
+            variants = (variants,)
+        if not variants:
+            raise ValueError(f"variants must name at least one variant (None for all), got {variants!r}")
     for framework in against:
         if framework not in FRAMEWORKS:
             raise ValueError(f"against must name frameworks among {tuple(FRAMEWORKS)}, got {framework!r}")
@@ -298,14 +307,14 @@ def crosscheck(against: Sequence[str] = ("torch", "optax"), variants: Sequence[s
     tol = TOLERANCES[dtype]
     rows: list[Row] = []
     for framework in against:
+        wanted = [v for v in FRAMEWORKS[framework] if variants is None or v in variants]
+        if not wanted:  # the framework has none of the requested variants
+            continue
         if not _installed(framework):
-            rows.append(Row(framework, ",".join(variants or FRAMEWORKS[framework]), "-", math.nan, math.nan,
-                            math.nan, tol, "missing"))
+            rows.append(Row(framework, ",".join(wanted), "-", math.nan, math.nan, math.nan, tol, "missing"))
             continue
         preset = getattr(presets, framework)
-        for variant in FRAMEWORKS[framework]:
-            if variants and variant not in variants:
-                continue
+        for variant in wanted:
             ref = _RUNNERS[framework](variant, x0, grads, lr)
             traj = run_adam_np(preset(variant, lr=lr), x0, grads)
             rows.extend(_compare(framework, variant, traj, ref, windows, tol))

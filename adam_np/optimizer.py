@@ -34,7 +34,12 @@ class Adam:
     ----------
     params : sequence of array
         Writeable arrays of one library (NumPy, CuPy, or torch tensors without autograd),
-        real floating dtype. They are updated in place; no copy is kept.
+        real floating dtype. They are updated in place; no copy is kept. Rejected with the
+        reason (:func:`adam_np._xp.not_writeable_reason`): read-only arrays, arrays whose elements
+        overlap in memory (``expand``/``broadcast_to`` views), torch inference tensors outside
+        inference mode, and torch leaf tensors that require grad such as ``nn.Parameter``
+        (``torch.optim`` updates those under ``no_grad``; here pass ``p.detach()`` or ``p.data``,
+        which share the memory, and the gradients ``p.grad``).
     lr, beta1, beta2, eps : float, optional
         As in :class:`adam_np.AdamConfig` (defaults 1e-3, 0.9, 0.999, 1e-8).
     config : AdamConfig, optional

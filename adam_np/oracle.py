@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .adam import AdamConfig, bias_corrections
+from .adam import AdamConfig, _check_step, bias_corrections
 
 __all__ = ["DIGITS", "OracleStep", "adam_step", "ulp_errors"]
 
@@ -102,13 +102,16 @@ def adam_step(x: Any, g: Any, v: Any, s: Any, step: int, config: AdamConfig, *, 
 
     Raises
     ------
+    TypeError
+        If ``step`` is not an int (bool and float are rejected).
     ValueError
         For a variant the oracle does not model, or ``step < 1``.
     """
     if config.variant != "adam" or config.eps_root:
         raise ValueError(f"the oracle models plain Adam (variant='adam', eps_root=0), got variant={config.variant!r}"
                          f" and eps_root={config.eps_root!r}")
-    if int(step) < 1:
+    step = _check_step(step, "step")
+    if step < 1:
         raise ValueError(f"step must be >= 1, got {step!r}")
     if coefficients not in ("exact", "float64"):
         raise ValueError(f"coefficients must be 'exact' or 'float64', got {coefficients!r}")
@@ -171,6 +174,11 @@ def ulp_errors(computed: Any, exact: list, scale: list, dtype: Any = None) -> np
     -------
     ndarray of float64
 
+    Raises
+    ------
+    ValueError
+        If ``computed`` (flattened), ``exact`` and ``scale`` differ in length.
+
     Examples
     --------
     >>> import mpmath
@@ -180,6 +188,9 @@ def ulp_errors(computed: Any, exact: list, scale: list, dtype: Any = None) -> np
     computed = np.asarray(computed)
     dtype = np.dtype(dtype or computed.dtype)
     flat = computed.ravel()
+    if not len(flat) == len(exact) == len(scale):
+        raise ValueError(f"computed, exact and scale must have the same length, got {len(flat)}, {len(exact)} "
+                         f"and {len(scale)}")
     errors = np.empty(flat.shape, dtype=np.float64)
     for i, (c, e, m) in enumerate(zip(flat, exact, scale)):
         ulp = np.spacing(dtype.type(abs(float(m))))  # float(m) may round up a binade: at most 2x coarser

@@ -9,6 +9,8 @@ import torch
 import adam_np
 from adam_np import Adam, AdamConfig, AdamState
 
+from conftest import requires_gpu
+
 
 @pytest.mark.parametrize(
     "field, value, exc, match",
@@ -208,3 +210,14 @@ def test_amsgrad_s_max_on_another_device_is_rejected():
     state = adam_np.init(params, config)._replace(s_max=[xps.asarray([0.0, 0.0])])
     with pytest.raises(ValueError, match=r"state.s_max\[0\] is on device .*, but params\[0\] is on device"):
         adam_np.update([xps.asarray([0.5, 0.5], device=dev)], state, params, config)
+
+
+@pytest.mark.gpu
+@requires_gpu
+def test_cupy_broadcast_param_is_rejected_before_writing():
+    import cupy as cp
+
+    good, bad = cp.zeros(3), cp.broadcast_to(cp.zeros(1), (2, 3))  # stride 0: elements overlap
+    with pytest.raises(ValueError, match=r"params\[1\] is not writeable in place \(ndarray: its elements overlap"):
+        Adam([good, bad])
+    assert float(cp.abs(good).max()) == 0.0

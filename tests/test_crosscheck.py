@@ -36,6 +36,25 @@ def test_missing_framework_is_reported_not_passed(monkeypatch, capsys):
     assert "missing: optax adam is not installed" in captured.err
 
 
+def test_missing_framework_without_the_requested_variant_is_not_reported(monkeypatch, capsys):
+    monkeypatch.setattr(cc, "_installed", lambda framework: framework != "torch")
+    status = main(["crosscheck", "--variant", "yogi", "--steps", "10", "--windows", "1"])
+    captured = capsys.readouterr()
+    assert status == 0, captured
+    assert "torch" not in captured.out and "missing" not in captured.out + captured.err
+    assert "| optax | yogi | 1-10 |" in captured.out
+    rows = cc.crosscheck(against=["torch", "optax"], variants=["adam", "yogi"], steps=5, windows=1)
+    assert [(r.framework, r.variant, r.status) for r in rows if r.framework == "torch"] == [
+        ("torch", "adam", "missing")]  # only the variants torch has
+
+
+def test_crosscheck_accepts_one_framework_as_a_string_and_rejects_empty_variants():
+    rows = cc.crosscheck(against="torch", variants="adam", steps=5, windows=1)
+    assert [(r.framework, r.variant, r.status) for r in rows] == [("torch", "adam", "pass")]
+    with pytest.raises(ValueError, match=r"variants must name at least one variant \(None for all\), got \[\]"):
+        cc.crosscheck(against=["torch"], variants=[], steps=5, windows=1)
+
+
 def test_a_wrong_preset_fails(monkeypatch, capsys):
     monkeypatch.setattr(presets, "torch", lambda variant, **kw: presets.optax("amsgrad", **kw))
     status = main(["crosscheck", "--against", "torch", "--variant", "amsgrad", "--steps", "300", "--windows", "1"])

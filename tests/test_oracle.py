@@ -151,3 +151,24 @@ def test_golden_catches_a_regression():
                    config)
     ulp = np.spacing(np.abs(data["scale_x"][i]))
     assert np.max(np.abs(x1 - data["expected_x"][i]) / ulp) > 4.5
+
+
+@pytest.mark.parametrize("step, exc, match", [
+    (1.7, TypeError, r"step must be an int .*got float: 1.7"),
+    (True, TypeError, r"step must be an int .*got bool: True"),
+    (2.0, TypeError, r"step must be an int .*got float: 2.0"),
+    (-1, ValueError, r"step must be >= 0, got -1"),
+])
+def test_oracle_step_must_be_an_int(step, exc, match):
+    x, g, z = np.array([2.0]), np.array([0.5]), np.zeros(1)
+    with pytest.raises(exc, match=match):
+        adam_step(x, g, z, z, step, AdamConfig())
+    assert adam_step(x, g, z, z, np.int64(2), AdamConfig()).x[0] < 2.0  # NumPy integers are ints
+
+
+def test_ulp_errors_rejects_different_lengths():
+    one = [mpmath.mpf(1)]
+    with pytest.raises(ValueError, match=r"computed, exact and scale must have the same length, got 2, 1 and 1"):
+        ulp_errors(np.array([1.0, 2.0]), one, one)
+    with pytest.raises(ValueError, match=r"got 1, 2 and 1"):
+        ulp_errors(np.array([1.0]), one * 2, one)

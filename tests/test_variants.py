@@ -170,7 +170,15 @@ def test_init_per_variant(xp):
     assert init(x).s_max is None
     state = init([x, x], variants.yogi())
     assert float(xp.max(state.v[0])) == 1e-6 and float(xp.min(state.s[1])) == 1e-6
-    assert init(x, variants.yogi(initial_accumulator=0.0)).s is not None
+    zero = init(x, variants.yogi(initial_accumulator=0.0))
+    for m in (zero.v, zero.s):
+        assert m.shape == x.shape and m.dtype == x.dtype and float(xp.max(xp.abs(m))) == 0.0
+    filled = init([x, x[:1]], AdamConfig(initial_accumulator=0.25))
+    for m in (*filled.v, *filled.s):
+        assert m.dtype == x.dtype and float(xp.min(m)) == 0.25 == float(xp.max(m))
+    assert [m.shape for m in filled.s] == [(2,), (1,)]
+    s_max = init(x, variants.amsgrad()).s_max
+    assert s_max.shape == x.shape and float(xp.max(xp.abs(s_max))) == 0.0
 
 
 def test_variants_run_on_every_namespace(xp):
@@ -286,6 +294,31 @@ def test_radam_is_sgd_with_momentum_while_rho_small(grads, beta1, lr):
         np.testing.assert_allclose(x, ref, rtol=1e-14, atol=1e-14 * lr * np.max(np.abs(grads)))
     if len(grads) > 5:  # step 6 is rectified: no longer plain momentum
         assert variants.radam_rectification(0.999, 6) is not None
+
+
+@pytest.mark.parametrize("eps_mode", ["outside", "hat"])
+def test_radam_first_rectified_step_is_not_momentum(eps_mode):
+    """Step 6 (the first with rho_t > 5 for beta2 = 0.999) takes the rectified Adam step, not momentum SGD."""
+    rng = np.random.default_rng(6)
+    grads = rng.normal(size=(6, 4))
+    lr, beta1, beta2, eps = 0.1, 0.9, 0.999, 1e-8
+    config = variants.radam(lr=lr, beta1=beta1, beta2=beta2, eps=eps, eps_mode=eps_mode)
+    x = np.linspace(-1.0, 1.0, 4)
+    state = init(x, config)
+    for g in grads[:5]:
+        x, state = update(g, state, x, config)
+    x6, _ = update(grads[5], state, x, config)
+    v = beta1 * state.v + (1.0 - beta1) * grads[5]
+    s = beta2 * state.s + (1.0 - beta2) * grads[5] ** 2
+    bc1, bc2 = 1.0 - beta1**6, 1.0 - beta2**6
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho = rho_inf - 2.0 * 6 * beta2**6 / bc2
+    assert 5.0 < rho and variants.radam_rectification(beta2, 5) is None
+    r = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+    den = np.sqrt(s) / math.sqrt(bc2) + eps if eps_mode == "outside" else (np.sqrt(s) + eps) / math.sqrt(bc2)
+    np.testing.assert_allclose(x6, x - lr * r * (v / bc1) / den, rtol=1e-13, atol=1e-15)
+    momentum = x - lr * v / bc1
+    assert np.all(np.abs(x6 - momentum) > 1e-3 * np.abs(x - momentum))
 
 
 @settings(max_examples=60)
