@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -37,6 +38,7 @@ def _number(kind: type, low: float, strict: bool, what: str):
 _positive_float = _number(float, 0.0, True, "a number > 0")
 _nonneg_float = _number(float, 0.0, False, "a number >= 0")
 _positive_int = _number(int, 0, True, "an integer >= 1")
+_nonneg_int = _number(int, 0, False, "an integer >= 0")
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -44,7 +46,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="synthetic (offline default, 1500x5 with a known solution) or the UCI airfoil data "
                         "(path from --data-path, $ADAM_NP_AIRFOIL, the cache, or a download)")
     p.add_argument("--data-path", metavar="FILE", help="airfoil_self_noise.dat to use with --data airfoil")
-    p.add_argument("--seed", type=int, default=None, help="seed of the run's random generator (default: fresh)")
+    p.add_argument("--seed", type=_nonneg_int, default=None, help="seed of the run's random generator (default: fresh)")
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array library (default numpy)")
 
 
@@ -74,7 +76,8 @@ def add_train(subparsers: Any) -> None:
                    help="write the checkpoint every N optimizer steps and at the end")
     g.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint (same flags)")
     g.add_argument("--max-steps", metavar="N", type=_positive_int,
-                   help="stop after N optimizer steps in this invocation, with a checkpoint; continue with --resume")
+                   help="stop after N optimizer steps in this invocation, with a checkpoint; continue with --resume "
+                        "(reaching the run's last step finishes it as usual)")
     p.set_defaults(func=run_train, _parser=p)
 
 
@@ -94,6 +97,32 @@ def add_plot(subparsers: Any) -> None:
     p.set_defaults(func=run_plot, _parser=p)
 
 
+def _nearest_existing(path: str) -> str:
+    """``path`` or its nearest ancestor that exists (folders the plots create on the way are missing)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _check_output(parser: argparse.ArgumentParser, flag: str, path: str, *, is_dir: bool = False,
+                  make_parents: bool = False, suffix: str | None = None) -> None:
+    """A parser error naming ``flag`` unless ``path`` can be written (checked before any training)."""
+    if suffix is not None and not path.lower().endswith(suffix):
+        parser.error(f"argument {flag}: expected a file name ending in {suffix}, got {path!r}")
+    if not is_dir and os.path.isdir(path):
+        parser.error(f"argument {flag}: {path!r} is a directory, expected a file")
+    if is_dir and os.path.exists(path) and not os.path.isdir(path):
+        parser.error(f"argument {flag}: {path!r} is not a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if make_parents:
+        parent = _nearest_existing(parent)
+    elif not os.path.exists(parent):
+        parser.error(f"argument {flag}: the directory {parent!r} of {path!r} does not exist")
+    if not os.path.isdir(parent):
+        parser.error(f"argument {flag}: {parent!r} (on the way to {path!r}) is not a directory")
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     """Features and labels as the flags ask, or a parser error (exit 2) naming the flag."""
     from ._xp import namespace_for
@@ -106,13 +135,15 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
         parser.error(f"argument --backend: {exc}")
     if args.data_path is not None and args.data != "airfoil":
         parser.error("argument --data-path: only used with --data airfoil")
+    if args.data_path is not None and os.path.isdir(args.data_path):
+        parser.error(f"argument --data-path: {args.data_path!r} is a directory, expected the airfoil data file")
     if args.data == "synthetic":
         data = make_synthetic(seed=0 if args.seed is None else args.seed, xp=xp)
         return data.features, data.labels
     try:
         return get_data_ch7(args.data_path, xp=xp, progressbar=not getattr(args, "quiet", False))
     except (AirfoilError, FileNotFoundError) as exc:
-        parser.error(f"argument --data: {exc}")
+        parser.error(f"argument {'--data' if args.data_path is None else '--data-path'}: {exc}")
 
 
 def _optimizer(args: argparse.Namespace) -> Any:
@@ -162,6 +193,12 @@ def run_train(args: argparse.Namespace) -> int:
     for flag in ("checkpoint_every", "max_steps"):
         if getattr(args, flag) is not None and ckpt_path is None:
             parser.error(f"argument --{flag.replace('_', '-')}: needs --checkpoint PATH (or --resume PATH)")
+    if args.resume is not None and os.path.isdir(args.resume):
+        parser.error(f"argument --resume: {args.resume!r} is a directory, expected a checkpoint file")
+    if args.checkpoint is not None:
+        _check_output(parser, "--checkpoint", args.checkpoint)
+    if args.plot is not None:
+        _check_output(parser, "--plot", args.plot, make_parents=True, suffix=".png")
     optimizer = _optimizer(args)
     features, labels = _load(args)
     settings = {"data": args.data, "backend": args.backend, "seed": args.seed, "batch_size": args.batch_size,
@@ -176,10 +213,11 @@ def run_train(args: argparse.Namespace) -> int:
             parser.error(f"argument --resume: {exc}")
     else:
         state = init_train(optimizer, features, labels, seed=args.seed)
-    total = args.epochs * math.ceil(features.shape[0] / args.batch_size)
+    batches = math.ceil(features.shape[0] / args.batch_size)
+    total = args.epochs * batches
     progress = None if args.quiet else _Progress(total)
     if progress is not None:
-        progress.bar.update(state.epoch * math.ceil(features.shape[0] / args.batch_size) + state.batch)
+        progress.bar.update(state.epoch * batches + state.batch)
     steps = 0
 
     def save() -> None:
@@ -194,10 +232,14 @@ def run_train(args: argparse.Namespace) -> int:
             progress(s)
         if args.checkpoint_every is not None and steps % args.checkpoint_every == 0:
             save()
-        return args.max_steps is not None and steps >= args.max_steps
+        last = s.epoch == args.epochs - 1 and s.batch == batches  # nothing left: let the loop finish the run
+        return args.max_steps is not None and steps >= args.max_steps and not last
 
     try:
         state = run_loop(state, optimizer, features, labels, args.batch_size, args.epochs, on_step=on_step)
+    except FloatingPointError:  # run_loop advances ``state`` in place: it holds the steps done so far
+        parser.error(f"argument --lr: training diverged at step {state.epoch * batches + state.batch + 1} "
+                     f"(the gradient became NaN/inf); try a smaller --lr")
     finally:
         if progress is not None:
             progress.close()
@@ -236,6 +278,7 @@ def run_plot(args: argparse.Namespace) -> int:
     """
     from .plot import make_figures
 
+    _check_output(args._parser, "--out", args.out, is_dir=True, make_parents=True)
     features, labels = _load(args)
     start = time.perf_counter()
     paths = make_figures(args.out, features, labels, seed=0 if args.seed is None else args.seed)

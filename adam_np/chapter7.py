@@ -100,6 +100,21 @@ def _leaves(grads: Any, params: Any) -> Any:
     return xp
 
 
+def _check_slots(state: SlotState, params: list) -> None:
+    """Every slot list matches ``params`` in length, and each slot its parameter in shape and dtype."""
+    for k, seq in state.slots.items():
+        if not isinstance(seq, (list, tuple)) or len(seq) != len(params):
+            got = f"{len(seq)} arrays" if isinstance(seq, (list, tuple)) else type(seq).__name__
+            raise ValueError(f"state.slots[{k!r}] has {got}, expected a list of {len(params)} to match params")
+        for i, (a, x) in enumerate(zip(seq, params)):
+            if tuple(getattr(a, "shape", ())) != tuple(x.shape):
+                raise ValueError(f"state.slots[{k!r}][{i}] has shape {tuple(getattr(a, 'shape', ()))}, "
+                                 f"expected {tuple(x.shape)} as params[{i}]")
+            if getattr(a, "dtype", None) != x.dtype:
+                raise TypeError(f"state.slots[{k!r}][{i}] has dtype {getattr(a, 'dtype', None)}, "
+                                f"expected {x.dtype} as params[{i}]")
+
+
 class _Rule:
     """Shared init/update plumbing: subclasses name their slots and write one ``_leaf`` step."""
 
@@ -139,6 +154,7 @@ class _Rule:
         xp = _leaves(grads, params)
         if not isinstance(state, SlotState) or set(state.slots) != set(self.slot_names):
             raise TypeError(f"state must be a SlotState with slots {self.slot_names} (from {self.name}.init)")
+        _check_slots(state, params)
         new_params, new_slots = [], {k: [] for k in self.slot_names}
         for i, (x, g) in enumerate(zip(params, grads)):
             x, slots = self._leaf(x, g, {k: state.slots[k][i] for k in self.slot_names}, xp=xp)

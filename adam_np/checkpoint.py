@@ -367,6 +367,13 @@ def read(path: Any) -> Checkpoint:
         groups[key] = [members.pop(name) for name in names]
     if members:
         raise CheckpointError(f"checkpoint {path!r} has unexpected members {sorted(members)}")
+    if not isinstance(meta["extra"], dict):
+        raise CheckpointError(f"checkpoint {path!r} has extra of type {type(meta['extra']).__name__}, expected a dict")
+    for key in ("s", "s_max"):
+        for i, a in enumerate(groups[key]):
+            if a.dtype.kind == "f" and not bool(np.all(a >= 0)):  # False for NaN as for negative entries
+                raise CheckpointError(f"checkpoint {path!r}: {key}[{i}] has negative or NaN entries; a second "
+                                      "moment is >= 0")
     return Checkpoint(
         meta["step"], meta["skipped"], meta["config"], groups["param"], groups["v"], groups["s"],
         groups["master"] if meta["master"] else None, meta["rng"], meta["extra"],

@@ -197,8 +197,9 @@ def to_torch_state_dict(optimizer: Adam) -> dict:
     Parameters
     ----------
     optimizer : adam_np.Adam
-        Its ``eps_mode`` must be ``"outside"`` (torch's only form), its ``lr`` a number,
-        and it must hold no mixed-precision master copy.
+        Its ``eps_mode`` must be ``"outside"`` (torch's only form), its config plain Adam
+        (:attr:`adam_np.AdamConfig.is_plain_adam`: variant ``"adam"``, L2 ``weight_decay``, no
+        ``eps_root``), its ``lr`` a number, and it must hold no mixed-precision master copy.
 
     Returns
     -------
@@ -223,6 +224,12 @@ def to_torch_state_dict(optimizer: Adam) -> dict:
     config, state = optimizer.config, optimizer.state
     if config.eps_mode != "outside":
         raise ValueError(f"config.eps_mode is {config.eps_mode!r}: torch.optim.Adam only has 'outside'")
+    if not config.is_plain_adam:
+        setting = next(f"config.{name} is {value!r}" for name, value in (
+            ("variant", config.variant), ("weight_decay_mode", config.weight_decay_mode), ("eps_root", config.eps_root))
+            if value != {"variant": "adam", "weight_decay_mode": "l2", "eps_root": 0.0}[name])
+        raise ValueError(f"{setting}: torch.optim.Adam holds only plain Adam (variant 'adam', L2 weight_decay, "
+                         "no eps_root); use the matching torch optimizer instead")
     if callable(config.lr):
         raise ValueError("config.lr is a schedule: torch keeps lr as a number in param_groups")  # noqa: TRY004
     if state.master is not None:

@@ -191,7 +191,10 @@ def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings:
     template = init_train(optimizer, features, labels, seed=0)  # layout, dtypes and device of a fresh run
     device = getattr(features, "device", None)
 
+    used = {"order", "losses", "epochs"}
+
     def restore(name: str, like: Any) -> Any:
+        used.add(name)
         if name not in members:
             raise CheckpointError(f"checkpoint {path_s!r} lacks {name!r}")
         a = members[name]
@@ -212,6 +215,9 @@ def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings:
         rng.bit_generator.state = meta["rng"]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path_s!r} has an unusable rng state: {exc}") from None
+    unexpected = sorted(set(members) - used)
+    if unexpected:
+        raise CheckpointError(f"checkpoint {path_s!r} has unexpected members {unexpected}")
     n = features.shape[0]
     order = members.get("order")
     if order is not None and (order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n))):
@@ -219,10 +225,59 @@ def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings:
     position = {k: meta.get(k) for k in ("epoch", "batch", "examples_seen")}
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in position.values()):
         raise CheckpointError(f"checkpoint {path_s!r} has a bad loop position {position}")
-    return TrainState(
-        params=params, opt_state=opt_state, rng=rng, order=order, losses=members["losses"].tolist(),
-        epochs=members["epochs"].tolist(), train_seconds=float(meta.get("train_seconds", 0.0)), **position,
-    )
+    _check_position(path_s, position, order, n, dict(settings or {}))
+    history = _check_history(path_s, members, meta)
+    return TrainState(params=params, opt_state=opt_state, rng=rng, order=order, **history, **position)
+
+
+def _int_setting(settings: dict, key: str) -> int | None:
+    value = settings.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+def _check_position(path: str, position: dict, order: Any, n: int, settings: dict) -> None:
+    """The loop position must be one the loop can reach: ``epoch``/``batch``/``examples_seen`` agree."""
+    epoch, batch, seen = position["epoch"], position["batch"], position["examples_seen"]
+    if batch > 0 and order is None:
+        raise CheckpointError(f"checkpoint {path!r} is at batch {batch} of epoch {epoch} but lacks that epoch's "
+                              "'order'")
+    num_epochs, batch_size = _int_setting(settings, "epochs"), _int_setting(settings, "batch_size")
+    if num_epochs is not None and (epoch > num_epochs or (epoch == num_epochs and batch > 0)):
+        raise CheckpointError(f"checkpoint {path!r} has epoch {epoch} (batch {batch}), beyond the run's "
+                              f"{num_epochs} epochs")
+    if batch_size is not None:
+        batches = -(-n // batch_size)
+        if batch > batches:
+            raise CheckpointError(f"checkpoint {path!r} has batch {batch}, but an epoch has {batches} batches "
+                                  f"(n={n}, batch_size={batch_size})")
+        expected = epoch * n + min(batch * batch_size, n)
+        if seen != expected:
+            raise CheckpointError(f"checkpoint {path!r} has examples_seen {seen}, expected {expected} at epoch "
+                                  f"{epoch}, batch {batch} (n={n}, batch_size={batch_size})")
+    elif not (seen == epoch * n if batch == 0 else epoch * n + batch <= seen <= (epoch + 1) * n):
+        raise CheckpointError(f"checkpoint {path!r} has examples_seen {seen}, inconsistent with epoch {epoch}, "
+                              f"batch {batch} (n={n})")
+
+
+def _check_history(path: str, members: dict, meta: dict) -> dict:
+    """``losses``/``epochs`` (1-D, same length, float) and ``train_seconds`` (a finite number >= 0)."""
+    history = {}
+    for key in ("losses", "epochs"):
+        a = members.get(key)
+        if a is None:
+            raise CheckpointError(f"checkpoint {path!r} lacks {key!r}")
+        if a.ndim != 1 or a.dtype != np.float64:
+            raise CheckpointError(f"checkpoint {path!r}: {key} has shape {a.shape} and dtype {a.dtype}, "
+                                  "expected 1-D float64")
+        history[key] = a.tolist()
+    if len(history["losses"]) != len(history["epochs"]):
+        raise CheckpointError(f"checkpoint {path!r} has {len(history['losses'])} losses but "
+                              f"{len(history['epochs'])} epochs")
+    seconds = meta.get("train_seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+        raise CheckpointError(f"checkpoint {path!r} has train_seconds {seconds!r}, expected a finite number >= 0")
+    history["train_seconds"] = float(seconds)
+    return history
 
 
 def _restore_opt_state(meta: dict, template: Any, params: list, optimizer: Any, restore, path: str) -> Any:

@@ -100,10 +100,20 @@ def airfoil_path() -> Path:
 _UNEXPECTED_SKIPS: list[str] = []
 
 
-def pytest_runtest_logreport(report):
-    """Under ADAM_NP_CI_STRICT_SKIPS=1 (set by .ci/run) only GPU tests may skip."""
-    if os.environ.get("ADAM_NP_CI_STRICT_SKIPS") == "1" and report.skipped and "gpu" not in report.keywords:
+def _strict_skip(report) -> None:
+    """Under ADAM_NP_CI_STRICT_SKIPS=1 (set by .ci/run) only GPU tests may skip (xfail is not a skip)."""
+    if (os.environ.get("ADAM_NP_CI_STRICT_SKIPS") == "1" and report.skipped and not hasattr(report, "wasxfail")
+            and "gpu" not in getattr(report, "keywords", {})):
         _UNEXPECTED_SKIPS.append(report.nodeid)
+
+
+def pytest_runtest_logreport(report):
+    _strict_skip(report)
+
+
+def pytest_collectreport(report):
+    """Skips at collection time (a module-level ``pytest.importorskip`` or ``pytest.skip``) count too."""
+    _strict_skip(report)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -135,6 +135,29 @@ def test_update_validates_before_computing():
     np.testing.assert_array_equal(x[0], [1.0, 1.0])
 
 
+@pytest.mark.parametrize("name", ["momentum", "adagrad", "rmsprop", "adadelta"])
+def test_update_checks_state_slots_against_params(name):
+    rule = make_optimizer(name)
+    x = [np.arange(5.0), np.ones(1)]
+    g = [np.full(5, 0.5), np.ones(1)]
+    k = rule.slot_names[-1]
+    good = rule.init(x)
+    bad_states = [
+        (ValueError, rf"state.slots\['{k}'\]\[0\] has shape \(5, 1\), expected \(5,\)",
+         {**good.slots, k: [np.zeros((5, 1)), np.zeros(1)]}),  # would broadcast to (5, 5)
+        (TypeError, rf"state.slots\['{k}'\]\[1\] has dtype float32, expected float64",
+         {**good.slots, k: [np.zeros(5), np.zeros(1, np.float32)]}),  # would promote silently
+        (ValueError, rf"state.slots\['{k}'\] has 1 arrays, expected a list of 2",
+         {**good.slots, k: [np.zeros(5)]}),  # was a bare IndexError
+    ]
+    for error, match, slots in bad_states:
+        state = adam_np.chapter7.SlotState(3, slots)
+        before = [a.tobytes() for seq in slots.values() for a in seq] + [p.tobytes() for p in x]
+        with pytest.raises(error, match=match):
+            rule.update(g, state, x)
+        assert [a.tobytes() for seq in slots.values() for a in seq] + [p.tobytes() for p in x] == before
+
+
 def test_adam_in_place_equals_pure_and_writes_into_params():
     params = [np.array([[1.0], [2.0]]), np.array([0.5])]
     mine = [p.copy() for p in params]

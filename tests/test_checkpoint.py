@@ -283,3 +283,47 @@ def test_variant_state_survives_state_dict_and_checkpoint(tmp_path, variant):
             resumed.step(g)
         assert resumed_params[0].tobytes() == ref[0].tobytes(), how
         assert resumed.state.mu_product == opt.state.mu_product
+
+
+def _craft_checkpoint(path, change):
+    """Rewrite the checkpoint at ``path`` with ``change(members, meta)`` applied and a valid checksum."""
+    members, meta = checkpoint.read_verified(path, "adam_np.checkpoint", checkpoint.FORMAT_VERSION)
+    change(members, meta)
+    out = path.with_name("crafted.npz")
+    checkpoint.write_atomic(out, members, meta)
+    return out
+
+
+def _negative(name):
+    return lambda members, meta: members.__setitem__(name, -members[name] - 1.0)
+
+
+def _nan(name):
+    def change(members, meta):
+        a = members[name].copy()
+        a.flat[0] = np.nan
+        members[name] = a
+    return change
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda members, meta: meta.__setitem__("extra", [1, 2]), r"extra of type list, expected a dict"),
+    (lambda members, meta: meta.__setitem__("extra", None), r"extra of type NoneType, expected a dict"),
+    (_negative("s/0"), r"s\[0\] has negative or NaN entries"),
+    (_nan("s/1"), r"s\[1\] has negative or NaN entries"),
+    (_negative("s_max/0"), r"s_max\[0\] has negative or NaN entries"),
+    (_nan("s_max/1"), r"s_max\[1\] has negative or NaN entries"),
+])
+def test_consistent_checksum_but_bad_content_is_refused(tmp_path, change, match):
+    opt, params, rng = _trained(steps=3, variant="amsgrad")
+    path = tmp_path / "c.npz"
+    checkpoint.save(path, opt, rng=rng, extra={"epoch": 0})
+    checkpoint.read(path)
+    crafted = _craft_checkpoint(path, change)
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.read(crafted)
+    target = Adam([np.zeros((4, 3)), np.zeros(3)], lr=0.05, variant="amsgrad")
+    before = _snapshot(target)
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.load(crafted, target)
+    assert _snapshot(target) == before

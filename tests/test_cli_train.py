@@ -7,13 +7,14 @@ import os
 import re
 import subprocess
 import sys
+import types
 
 import pytest
 
 from adam_np import _cli_train
 from adam_np.cli import main
 
-from conftest import CUPY_AVAILABLE, REPO_ROOT
+from conftest import REPO_ROOT
 
 LINE = re.compile(r"^loss: \d+\.\d{6}, \d+\.\d{6} sec per epoch\n$")
 
@@ -83,8 +84,11 @@ def test_progress_bar_on_stderr_for_long_runs(capsys, monkeypatch):
     (["--optimizer", "adadelta", "--lr", "0.1"], "--lr"),
     (["--optimizer", "sgd", "--eps", "0.1"], "--eps"),
     (["--data-path", "x.dat"], "--data-path"),
-    (["--data", "airfoil", "--data-path", "missing.dat"], "--data"),
+    (["--data", "airfoil", "--data-path", "missing.dat"], "--data-path"),
     (["--backend", "tpu"], "--backend"),
+    (["--seed", "-1"], "--seed"),
+    (["--lr", "1e30"], "--lr"),  # Adam meets an infinite gradient: diverged, not a FloatingPointError traceback
+    (["--plot", "loss.jpg"], "--plot"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(argv, flag, capsys):
     with pytest.raises(SystemExit) as info:
@@ -94,12 +98,54 @@ def test_bad_flags_exit_2_naming_the_flag(argv, flag, capsys):
     assert f"error: argument {flag}" in err and "Traceback" not in err
 
 
-@pytest.mark.skipif(CUPY_AVAILABLE, reason="checks the error on a machine without a CUDA device")
-def test_cupy_without_gpu_is_a_clear_error(capsys):
+def test_diverging_run_names_the_step(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--quiet", "--lr", "1e30"])
+    assert info.value.code == 2
+    assert re.search(r"argument --lr: training diverged at step \d+ .*NaN/inf.*smaller --lr", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("argv, flag, what", [
+    (["train", "--checkpoint", "{tmp}/missing/c.npz"], "--checkpoint", "does not exist"),
+    (["train", "--checkpoint", "{tmp}"], "--checkpoint", "is a directory"),
+    (["train", "--checkpoint", "{file}/c.npz"], "--checkpoint", "not a directory"),
+    (["train", "--resume", "{tmp}"], "--resume", "is a directory"),
+    (["train", "--plot", "{file}/sub/loss.png"], "--plot", "not a directory"),
+    (["train", "--plot", "{tmp}"], "--plot", ".png"),
+    (["train", "--plot", "{tmp}/loss.jpg"], "--plot", ".png"),
+    (["train", "--data", "airfoil", "--data-path", "{tmp}"], "--data-path", "is a directory"),
+    (["plot", "--out", "{file}"], "--out", "not a directory"),
+    (["plot", "--out", "{file}/figs"], "--out", "not a directory"),
+])
+def test_unusable_paths_are_refused_before_training(tmp_path, capsys, monkeypatch, argv, flag, what):
+    from adam_np import train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the paths")
+
+    monkeypatch.setattr(train, "run_train", no_training)
+    monkeypatch.setattr(train, "train_ch7", no_training)
+    (tmp_path / "file.txt").write_text("x")
+    argv = [a.format(tmp=tmp_path, file=tmp_path / "file.txt") for a in argv]
+    with pytest.raises(SystemExit) as info:
+        main([argv[0], "--quiet", *argv[1:]] if argv[0] == "train" else argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert f"error: argument {flag}: " in err and what in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]  # nothing written
+
+
+@pytest.mark.parametrize("why", ["not installed", "no device"])
+def test_cupy_without_gpu_is_a_clear_error(capsys, monkeypatch, why):
+    # Simulate a machine without a GPU (runs everywhere, GPU machines included).
+    fake = None if why == "not installed" else types.SimpleNamespace(
+        cuda=types.SimpleNamespace(is_available=lambda: False))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
     with pytest.raises(SystemExit) as info:
         main(["train", "--backend", "cupy"])
     assert info.value.code == 2
-    assert "argument --backend: backend 'cupy' needs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "argument --backend: backend 'cupy' needs" in err and why.split()[-1] in err
 
 
 def test_module_entry_point_offline():

@@ -127,7 +127,11 @@ def test_mismatched_import_is_rejected():
 
 
 def test_unexportable_configs_are_rejected():
-    for kw, match in (({"eps_mode": "hat"}, "eps_mode"), ({"lr": lambda t: 0.1}, "schedule")):
+    for kw, match in (({"eps_mode": "hat"}, "eps_mode"), ({"lr": lambda t: 0.1}, "schedule"),
+                      ({"weight_decay": 0.1, "weight_decay_mode": "decoupled"}, "weight_decay_mode is 'decoupled'"),
+                      ({"variant": "amsgrad"}, "variant is 'amsgrad'"), ({"variant": "nadam"}, "variant is 'nadam'"),
+                      ({"variant": "yogi", "eps": 1e-3}, "variant is 'yogi'"),
+                      ({"eps_root": 1e-8}, "eps_root is 1e-08")):
         with pytest.raises(ValueError, match=match):
             to_torch_state_dict(Adam([np.zeros(2)], **kw))
     with pytest.raises(ValueError, match="master"):

@@ -98,6 +98,14 @@ def test_cli_run_in_chunks_equals_uninterrupted_run(tmp_path):
     resumed = json.loads(cli(*flags, "--resume", ck, "--checkpoint-every", "7").stdout)
     for key in ("losses", "epochs", "w", "b", "examples_seen", "final_loss"):
         assert resumed[key] == full[key], key
+    # --max-steps landing exactly on the run's last step finishes the run (no "stopped", the result printed).
+    ck2 = str(tmp_path / "ck2.npz")
+    cli(*flags, "--checkpoint", ck2, "--max-steps", "300")
+    last = cli(*flags, "--resume", ck2, "--max-steps", "150")
+    assert "stopped" not in last.stderr
+    resumed = json.loads(last.stdout)
+    for key in ("losses", "epochs", "w", "b", "examples_seen", "final_loss"):
+        assert resumed[key] == full[key], key
 
 
 def test_cli_resume_after_sigkill(tmp_path):
@@ -133,3 +141,70 @@ def test_cli_checkpoint_flags_are_checked(tmp_path):
     assert "Traceback" not in proc.stderr
     proc = cli("--resume", str(tmp_path / "missing.npz"), check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def _craft(path, change):
+    """Rewrite the run at ``path`` with ``change(members, meta)`` applied and a valid checksum."""
+    from adam_np.checkpoint import read_verified, write_atomic
+    from adam_np.resume import FORMAT_NAME, FORMAT_VERSION
+
+    members, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
+    change(members, meta)
+    out = path.with_name("crafted.npz")
+    write_atomic(out, members, meta)
+    return out
+
+
+def _set(**kw):
+    return lambda members, meta: meta.update(kw)
+
+
+def _pop(name):
+    return lambda members, meta: members.pop(name)
+
+
+def _put(name, value):
+    return lambda members, meta: members.__setitem__(name, value)
+
+
+SETTINGS = {"batch_size": 10, "epochs": 3}
+CRAFTED = [  # the saved run stopped at epoch 1, batch 3 (8 batches of 10 out of 75 examples per epoch)
+    (_pop("order"), SETTINGS, r"batch 3 of epoch 1 but lacks that epoch's 'order'"),
+    (_set(batch=9, examples_seen=150), SETTINGS, r"batch 9, but an epoch has 8 batches"),
+    (_set(examples_seen=106), SETTINGS, r"examples_seen 106, expected 105"),
+    (_set(examples_seen=106), {}, None),  # without batch_size the position can only be bounded
+    (_set(examples_seen=70), {}, r"examples_seen 70, inconsistent with epoch 1, batch 3"),
+    (_set(epoch=4, batch=0, examples_seen=300), SETTINGS, r"epoch 4 \(batch 0\), beyond the run's 3 epochs"),
+    (_put("junk", np.zeros(2)), SETTINGS, r"unexpected members \['junk'\]"),
+    (lambda m, meta: m.__setitem__("losses", m["losses"][None, :]), SETTINGS, r"losses has shape \(1, \d+\).*1-D"),
+    (lambda m, meta: m.__setitem__("epochs", m["epochs"][:-1]), SETTINGS, r"\d+ losses but \d+ epochs"),
+    (_pop("losses"), SETTINGS, r"lacks 'losses'"),
+    (_set(train_seconds="x"), SETTINGS, r"train_seconds 'x', expected a finite number >= 0"),
+    (_set(train_seconds=-1.0), SETTINGS, r"train_seconds -1.0"),
+]
+
+
+@pytest.mark.parametrize("change, settings, match", CRAFTED)
+def test_inconsistent_crafted_runs_are_refused(tmp_path, change, settings, match):
+    X, y, _, _ = make_synthetic(n=75, d=3, seed=2)
+    rule = AdamRule()
+    state = run_train(init_train(rule, X, y, seed=4), rule, X, y, batch_size=10, num_epochs=3,
+                      on_step=lambda s: s.epoch == 1 and s.batch == 3)
+    path = tmp_path / "run.npz"
+    save_run(path, state, rule, X, y, settings=settings)
+    assert load_run(path, AdamRule(), X, y, settings=settings).examples_seen == 105
+    crafted = _craft(path, change)
+    if match is None:
+        load_run(crafted, AdamRule(), X, y, settings=settings)
+        return
+    with pytest.raises(CheckpointError, match=match):
+        load_run(crafted, AdamRule(), X, y, settings=settings)
+
+
+def test_cli_reports_a_crafted_run_without_traceback(tmp_path):
+    ck = tmp_path / "c.npz"
+    cli("--seed", "1", "--checkpoint", str(ck), "--max-steps", "3")
+    crafted = _craft(ck, _set(train_seconds="x"))
+    proc = cli("--seed", "1", "--resume", str(crafted), check=False)
+    assert proc.returncode == 2 and "argument --resume:" in proc.stderr and "train_seconds 'x'" in proc.stderr
+    assert "Traceback" not in proc.stderr
