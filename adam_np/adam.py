@@ -378,12 +378,27 @@ def bias_corrections(beta1: float, beta2: float, step: int) -> tuple[float, floa
     weights :math:`(1-\beta_1)\beta_1^{t-i}/(1-\beta_1^t)`, i = 1..t, that
     :math:`\hat v_t` puts on past gradients sum to 1.
 
+    :math:`1-\beta^t` is evaluated as :math:`-\operatorname{expm1}(t \log\beta)`: the textbook
+    ``1 - beta**t`` (torch's) cancels when :math:`\beta^t` is near 1 and is then off by up to
+    many ulp (t = 2, β2 = 0.999: 1.4e-14 relative, ~60 ulp; millions of ulp for β within 1e-9 of 1);
+    this form stays within about 1 ulp.
+    At t = 1 and for β < 1/2 (no cancellation) ``1 - beta**t`` is used as is.
+
     Examples
     --------
     >>> bias_corrections(0.9, 0.999, 1)
     (0.09999999999999998, 0.0010000000000000009)
+    >>> bias_corrections(0.9, 0.999, 2)[1], 1.0 - 0.999**2       # exact: 0.00199900000000000177...
+    (0.0019990000000000016, 0.001998999999999973)
     """
-    return 1.0 - beta1**step, 1.0 - beta2**step
+    return _one_minus_power(beta1, step), _one_minus_power(beta2, step)
+
+
+def _one_minus_power(beta: float, t: int) -> float:
+    """:math:`1 - \beta^t` without cancellation."""
+    if t == 1 or beta < 0.5:  # β^t ≤ 1/2: no cancellation (and 1 - β is exact at t = 1 for β ≥ 1/2)
+        return 1.0 - beta**t
+    return -math.expm1(t * math.log1p(beta - 1.0))  # β - 1 is exact here
 
 
 def _is_array(x: Any) -> bool:
