@@ -211,15 +211,18 @@ class InPlaceStep:
         if type(grads) not in (list, tuple) or len(grads) != len(self.params):
             return None
         array_type, numpy, reshape, written = self.array_type, self.is_numpy, self.reshape, self.written
-        if not self._writeable():
-            return None
+        if numpy:
+            for p in self.params:
+                if not p.flags.writeable:  # made read-only since: the pure path raises, nothing written
+                    return None
         out = []
         for i, (g, shape, dtype) in enumerate(zip(grads, self.shapes, self.dtypes)):
             if type(g) is not array_type or g.shape != shape or (g.dtype is not dtype and g.dtype != dtype):
                 return None
             if numpy and not g.flags.c_contiguous:
                 return None
-            if written.get(id(g), i) != i or (g.base is not None and id(g.base) in written):
+            base = g.base
+            if (base is not None and id(base) in written) or written.get(id(g), i) != i:
                 return None  # aliases another parameter or moment: the pure path reads before writing
             out.append(g.reshape(-1) if reshape and g.ndim != 1 else g)
         return out
