@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import array_api_compat
+import numpy as np
 from array_api_compat import is_array_api_obj, is_cupy_array, is_numpy_array, is_torch_array
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "BACKENDS",
     "check_same_backend",
     "device_of",
+    "to_numpy",
     "is_writeable",
     "not_writeable_reason",
     "is_real_floating",
@@ -131,6 +133,43 @@ def device_of(x: Any) -> Any:
     'cpu'
     """
     return array_api_compat.device(x)
+
+
+def to_numpy(x: Any, name: str = "array") -> np.ndarray:
+    """A C-contiguous NumPy copy (or view) of array ``x`` on the host: CuPy copied off the GPU, torch detached.
+
+    Parameters
+    ----------
+    x : array
+        Any array-API array.
+    name : str, optional
+        What ``x`` is called in the error message.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    TypeError
+        For a torch dtype NumPy has no equivalent of (bfloat16), naming ``name``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> to_numpy(torch.tensor([1.0, 2.0]))
+    array([1., 2.], dtype=float32)
+    """
+    if is_cupy_array(x):
+        x = x.get()
+    elif is_torch_array(x):
+        x = x.detach().cpu()
+        try:
+            x = x.numpy()
+        except TypeError as exc:  # bfloat16 has no NumPy dtype
+            msg = f"{name} has dtype {x.dtype}, which NumPy (and so a .npz file) cannot hold: {exc}"
+            raise TypeError(msg) from None
+    return np.ascontiguousarray(np.asarray(x))
 
 
 def is_real_floating(x: Any, xp: Any) -> bool:

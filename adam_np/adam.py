@@ -473,7 +473,7 @@ def init(params: Any, config: AdamConfig | None = None, *, moment_dtype: Any = N
     fill = 0.0 if config is None else config.initial_accumulator
 
     def moments():
-        return [xp.full(x.shape, fill, dtype=dt, device=_device(x)) for x, dt in zip(leaves, mdtypes)]
+        return [xp.full(x.shape, fill, dtype=dt, device=device_of(x)) for x, dt in zip(leaves, mdtypes)]
 
     cdtypes = [xp.result_type(x.dtype, dt) for x, dt in zip(leaves, mdtypes)]
     if master is None:
@@ -482,13 +482,9 @@ def init(params: Any, config: AdamConfig | None = None, *, moment_dtype: Any = N
     unflatten = treedef.unflatten
     s_max = None
     if config is not None and config.variant == "amsgrad":
-        s_max = unflatten([xp.zeros(x.shape, dtype=dt, device=_device(x)) for x, dt in zip(leaves, mdtypes)])
+        s_max = unflatten([xp.zeros(x.shape, dtype=dt, device=device_of(x)) for x, dt in zip(leaves, mdtypes)])
     return AdamState(0, unflatten(moments()), unflatten(moments()), 0,
                      master=None if copies is None else unflatten(copies), s_max=s_max)
-
-
-def _device(x: Any) -> Any:
-    return getattr(x, "device", None)
 
 
 def _moment_dtype(x: Any, moment_dtype: Any, xp: Any) -> Any:

@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._xp import to_numpy
 from .optimizer import Adam
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "load", "read", "read_verified", "save",
@@ -95,18 +96,6 @@ class Checkpoint(NamedTuple):
     extra: dict
     s_max: list | None = None
     mu_product: float = 1.0
-
-
-def _to_numpy(x: Any, name: str) -> np.ndarray:
-    if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
-        x = x.get()
-    elif type(x).__module__.startswith("torch"):
-        x = x.detach().cpu()
-        try:
-            x = x.numpy()
-        except TypeError as exc:  # bfloat16 has no NumPy dtype
-            raise TypeError(f"{name} has dtype {x.dtype}, which a .npz checkpoint cannot store: {exc}") from None
-    return np.ascontiguousarray(np.asarray(x))
 
 
 def _checksum(arrays: dict, meta: bytes) -> str:
@@ -220,7 +209,7 @@ def save(path: Any, optimizer: Adam, *, rng: np.random.Generator | None = None, 
               ("s_max", state.s_max or []))
     for key, seq in groups:
         for i, x in enumerate(seq):
-            arrays[f"{key}/{i}"] = _to_numpy(x, f"{key}[{i}]")
+            arrays[f"{key}/{i}"] = to_numpy(x, f"{key}[{i}]")
     config = optimizer.config.to_dict()
     schedule = callable(config["lr"])
     if schedule:

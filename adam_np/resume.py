@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from . import adam as _adam
-from ._xp import array_namespace
-from .checkpoint import CheckpointError, _to_numpy, read_verified, write_atomic
+from ._xp import array_namespace, to_numpy
+from .checkpoint import CheckpointError, read_verified, write_atomic
 from .train import TrainState
 
 __all__ = ["FORMAT_VERSION", "data_fingerprint", "load_run", "save_run"]
@@ -67,7 +67,7 @@ def data_fingerprint(features: Any, labels: Any) -> str:
     """
     h = hashlib.sha256()
     for name, a in (("features", features), ("labels", labels)):
-        a = np.ascontiguousarray(_to_numpy(a, name))
+        a = to_numpy(a, name)
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
@@ -85,13 +85,13 @@ def _opt_state_parts(opt_state: Any) -> tuple[dict, dict]:
         arrays = {}
         for key in ("v", "s", "master", "s_max"):
             for i, a in enumerate(getattr(opt_state, key) or []):
-                arrays[f"opt/{key}/{i}"] = _to_numpy(a, f"state.{key}[{i}]")
+                arrays[f"opt/{key}/{i}"] = to_numpy(a, f"state.{key}[{i}]")
         meta = {"kind": "adam", "step": int(opt_state.step), "skipped": int(opt_state.skipped),
                 "mu_product": float(opt_state.mu_product), "master": opt_state.master is not None,
                 "s_max": opt_state.s_max is not None}
         return meta, arrays
     if isinstance(opt_state, SlotState):
-        arrays = {f"opt/{k}/{i}": _to_numpy(a, f"state.slots[{k!r}][{i}]")
+        arrays = {f"opt/{k}/{i}": to_numpy(a, f"state.slots[{k!r}][{i}]")
                   for k, seq in opt_state.slots.items() for i, a in enumerate(seq)}
         return {"kind": "slots", "step": int(opt_state.step), "slots": list(opt_state.slots)}, arrays
     raise TypeError(f"cannot checkpoint an optimizer state of type {type(opt_state).__name__}")
@@ -124,7 +124,7 @@ def save_run(path: Any, state: TrainState, optimizer: Any, features: Any, labels
         raise TypeError(f"state must be a TrainState, got {type(state).__name__}")
     opt_meta, arrays = _opt_state_parts(state.opt_state)
     for i, p in enumerate(state.params):
-        arrays[f"param/{i}"] = _to_numpy(p, f"params[{i}]")
+        arrays[f"param/{i}"] = to_numpy(p, f"params[{i}]")
     if state.order is not None:
         arrays["order"] = np.asarray(state.order, dtype=np.int64)
     arrays["losses"] = np.asarray(state.losses, dtype=np.float64)
@@ -198,7 +198,7 @@ def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings:
         if name not in members:
             raise CheckpointError(f"checkpoint {path_s!r} lacks {name!r}")
         a = members[name]
-        expected = np.asarray(_to_numpy(like, name))
+        expected = to_numpy(like, name)
         if a.shape != expected.shape or a.dtype != expected.dtype:
             raise CheckpointError(f"checkpoint {path_s!r}: {name} has shape {a.shape} and dtype {a.dtype}, "
                                   f"expected {expected.shape} and {expected.dtype}")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._xp import array_namespace
+from ._xp import array_namespace, to_numpy
 from .linreg import _grad_squared_loss, _linreg, _squared_loss
 
 __all__ = ["TrainResult", "TrainState", "init_train", "result_of", "run_train", "train_ch7"]
@@ -140,21 +140,13 @@ class TrainResult:
         -------
         dict
         """
-        w, b = (np.asarray(_to_numpy(p), dtype=np.float64) for p in self.params)
+        w, b = (np.asarray(to_numpy(p), dtype=np.float64) for p in self.params)
         return {
             "optimizer": self.optimizer, "final_loss": self.final_loss, "sec_per_epoch": self.sec_per_epoch,
             "num_epochs": self.num_epochs, "examples_seen": self.examples_seen,
             "losses": list(self.losses), "epochs": list(self.epochs),
             "w": w[:, 0].tolist(), "b": float(b[0]),
         }
-
-
-def _to_numpy(x: Any) -> Any:
-    if hasattr(x, "get"):  # cupy
-        return x.get()
-    if hasattr(x, "detach"):  # torch
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -327,3 +327,11 @@ def test_consistent_checksum_but_bad_content_is_refused(tmp_path, change, match)
     with pytest.raises(CheckpointError, match=match):
         checkpoint.load(crafted, target)
     assert _snapshot(target) == before
+
+
+def test_bfloat16_params_cannot_be_saved_and_nothing_is_written(tmp_path):
+    opt = Adam([torch.ones(3, dtype=torch.bfloat16)], lr=0.1)
+    path = tmp_path / "bf16.npz"
+    with pytest.raises(TypeError, match=r"param\[0\] has dtype torch.bfloat16, which NumPy \(and so a .npz file\)"):
+        checkpoint.save(path, opt)
+    assert not path.exists() and not list(tmp_path.iterdir())
