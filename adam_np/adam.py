@@ -83,6 +83,7 @@ _VARIANT_OPTIONS = {
     "momentum_decay": (("nadam",), 4e-3),
     "mu_product_dtype": (("nadam",), "float64"),
     "radam_threshold": (("radam",), 5.0),
+    "fold_bias_correction": (("adam",), False),
 }
 
 LearningRate = float | Callable[[int], float]
@@ -157,6 +158,14 @@ class AdamConfig:
         RAdam only: rectify when :math:`\rho_t >` this (≥ 4), else take the SGD-with-momentum step.
     initial_accumulator : float, default 0.0
         Value :math:`\ge 0` both moments start at in :func:`init` (optax ``yogi``: 1e-6).
+    fold_bias_correction : bool, default False
+        Plain Adam only: fold the bias corrections into two per-step scalars, the paper's "more
+        efficient order" (§2), with ε rescaled so that it stays exactly where ``eps_mode`` puts it:
+        :math:`x \mathrel{-}= \alpha_t v/(\sqrt{s} + \epsilon\sqrt{1-\beta_2^t})` (``"outside"``) or
+        :math:`\alpha_t v/\sqrt{s + \epsilon(1-\beta_2^t)}` (``"root"``), :math:`\alpha_t` as for ``"hat"``.
+        The same update in exact arithmetic, one division and one square root per element instead
+        of three divisions; it differs from the default by rounding only (a few ulp of the step, see
+        :mod:`adam_np.oracle`). ``"hat"`` is folded by definition.
 
     Raises
     ------
@@ -192,6 +201,7 @@ class AdamConfig:
     mu_product_dtype: str = "float64"
     radam_threshold: float = 5.0
     initial_accumulator: float = 0.0
+    fold_bias_correction: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -213,6 +223,9 @@ class AdamConfig:
             raise TypeError(f"maximize must be a bool, got {type(self.maximize).__name__}: {self.maximize!r}")
         if self.nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {self.nonfinite!r}")
+        if not isinstance(self.fold_bias_correction, bool):
+            raise TypeError(f"fold_bias_correction must be a bool, got {type(self.fold_bias_correction).__name__}: "
+                            f"{self.fold_bias_correction!r}")
         self._check_variant()
 
     def _check_variant(self) -> None:
@@ -253,6 +266,10 @@ class AdamConfig:
                     raise ValueError(f"{name}={getattr(self, name)!r} has no effect with nadam_schedule='constant' "
                                      f"(mu_t = beta1); leave it at its default {default!r} or use "
                                      "nadam_schedule='decay'")
+        if self.fold_bias_correction and (self.eps_mode == "hat" or self.eps_root):
+            what = "eps_mode='hat' (folded by definition)" if self.eps_mode == "hat" else f"eps_root={self.eps_root!r}"
+            raise ValueError(f"fold_bias_correction=True cannot be combined with {what}; use eps_mode='outside' "
+                             "or 'root'")
         if self.variant == "amsgrad" and self.amsgrad_max == "corrected" and self.eps_mode == "hat":
             raise ValueError("eps_mode='hat' needs the raw second moment, so it cannot be combined with "
                              "amsgrad_max='corrected'; use amsgrad_max='raw'")
@@ -665,6 +682,7 @@ class _Scalars(NamedTuple):
     nadam_v: float = 0.0
     mu_product: float = 1.0  # NAdam's new running product
     rectified: bool = True  # RAdam: False in the SGD-with-momentum phase (rho_t <= threshold)
+    eps: float | None = None  # the step's epsilon where fold_bias_correction rescales it (None: config.eps)
 
 
 def _step_scalars(config: AdamConfig, lr: float, step: int, mu_product: float) -> _Scalars:
@@ -681,13 +699,30 @@ def _step_scalars(config: AdamConfig, lr: float, step: int, mu_product: float) -
         rect = _rules.radam_rectification(config.beta2, step, config.radam_threshold)
         if rect is None:
             return _Scalars(lr, bc1, bc2, lr, rectified=False)
+    if config.fold_bias_correction:
+        return _Scalars(lr, bc1, bc2, _folded_step_size(lr, bc1, bc2), eps=_folded_eps(config, bc2))
     if config.eps_mode == "hat":
-        step_size = lr * math.sqrt(bc2) / bc1
+        step_size = _folded_step_size(lr, bc1, bc2)
     else:
         step_size = lr
     if variant == "radam":
         step_size = step_size * rect
     return _Scalars(lr, bc1, bc2, step_size)
+
+
+def _folded_step_size(lr: float, bc1: float, bc2: float) -> float:
+    r""":math:`\alpha_t = \eta_t\sqrt{1-\beta_2^t}/(1-\beta_1^t)`, the step size of ``eps_mode="hat"`` and
+    ``fold_bias_correction`` (one Python-float expression shared with the kernels)."""
+    return lr * math.sqrt(bc2) / bc1
+
+
+def _folded_eps(config: AdamConfig, bc2: float) -> float:
+    r"""The ε of a step with ``fold_bias_correction``: :math:`\epsilon\sqrt{1-\beta_2^t}` (``"outside"``) or
+    :math:`\epsilon(1-\beta_2^t)` (``"root"``), so that :math:`\alpha_t v/(\sqrt{s}+\epsilon_t)` equals
+    :math:`\eta\hat v/(\sqrt{\hat s}+\epsilon)` exactly (and likewise under the root); ``config.eps`` otherwise."""
+    if not config.fold_bias_correction:
+        return config.eps
+    return config.eps * (bc2 if config.eps_mode == "root" else math.sqrt(bc2))
 
 
 def _preprocess(x: Any, g: Any, config: AdamConfig, lr: float) -> tuple[Any, Any]:
@@ -724,7 +759,7 @@ def _numerator(v: Any, g: Any, config: AdamConfig, c: _Scalars) -> Any:
     correction is in the step size), or NAdam's :math:`\mu_{t+1}`-weighted Nesterov combination."""
     if config.variant == "nadam":
         return c.nadam_v * v + c.nadam_g * g
-    if config.eps_mode == "hat":
+    if config.eps_mode == "hat" or config.fold_bias_correction:
         return v
     return v / c.bc1
 
@@ -732,11 +767,12 @@ def _numerator(v: Any, g: Any, config: AdamConfig, c: _Scalars) -> Any:
 def _denominator(s: Any, config: AdamConfig, c: _Scalars, *, corrected: bool, xp: Any) -> Any:
     r"""The ε placement: :math:`\sqrt{\hat s} + \epsilon` (``outside``), :math:`\sqrt{\hat s + \epsilon}`
     (``root``) or :math:`\sqrt{s} + \hat\epsilon` (``hat``); ``eps_root`` under the root; AdaMax's
-    :math:`u` (+ ε for ``outside``). ``corrected`` says ``s`` is already :math:`\hat s` (optax AMSGrad)."""
-    eps = config.eps
+    :math:`u` (+ ε for ``outside``). ``corrected`` says ``s`` is already :math:`\hat s` (optax AMSGrad).
+    With ``fold_bias_correction`` the raw :math:`s` and the step's rescaled ε (:func:`_folded_eps`)."""
+    eps = config.eps if c.eps is None else c.eps
     if config.variant == "adamax":
         return s + eps if config.eps_mode == "outside" else s
-    if config.eps_mode == "hat":
+    if config.eps_mode == "hat" or config.fold_bias_correction:
         s_hat = s
     else:
         s_hat = s if corrected else s / c.bc2
@@ -778,7 +814,8 @@ def _adam_leaf(x: Any, g: Any, v: Any, s: Any, config: AdamConfig, lr: float, st
 
     For a plain config (:attr:`AdamConfig.is_plain_adam`) these are exactly the operations of
     Algorithm 1, in this order: ``v = b1*v + (1-b1)*g``, ``s = b2*s + (1-b2)*(g*g)``, then
-    ``x - lr*(v/bc1)/(sqrt(s/bc2) + eps)`` (or ``x - alpha*v/(sqrt(s) + eps)`` for ``eps_hat``).
+    ``x - lr*(v/bc1)/(sqrt(s/bc2) + eps)`` (or ``x - alpha*v/(sqrt(s) + eps)`` for ``eps_hat``, and
+    ``x - alpha*v/(sqrt(s) + eps_t)`` with ``fold_bias_correction``).
     """
     c = _step_scalars(config, lr, step, 1.0)
     x, v, s, _ = _leaf_update(x, g, v, s, None, config, c, xp=xp)

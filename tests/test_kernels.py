@@ -66,7 +66,8 @@ configs = st.builds(
     weight_decay=st.sampled_from([0.0, 1e-2, 0.5]),
     maximize=st.booleans(),
     nonfinite=st.just("propagate"),
-)
+).flatmap(lambda c: st.just(c) if c.eps_mode == "hat" else
+          st.sampled_from([c, dataclasses.replace(c, fold_bias_correction=True)]))
 shapes = st.sampled_from([(), (1,), (6,), (5, 1), (3, 4), (2, 3, 5), (0,), (1000,)])
 
 
@@ -108,7 +109,9 @@ def test_numpy_kernel_float16_bit_for_bit(config, step, seed):
     AdamConfig(nonfinite="propagate"),
     AdamConfig(eps_mode="root", weight_decay=0.1, maximize=True, nonfinite="propagate"),
     AdamConfig(eps_mode="hat", lr=0.01, weight_decay=1e-3, nonfinite="propagate"),
-], ids=["outside", "root+wd+max", "hat+wd"])
+    AdamConfig(fold_bias_correction=True, nonfinite="propagate"),
+    AdamConfig(eps_mode="root", eps=1e-3, fold_bias_correction=True, maximize=True, nonfinite="propagate"),
+], ids=["outside", "root+wd+max", "hat+wd", "folded", "folded-root+max"])
 def test_kernels_on_arrays_split_over_threads_and_chunks(backend, dtype, config):
     n = 2 * numpy_kernel.PARALLEL_MIN + numpy_kernel.CHUNK // 3  # several threads, a partial last chunk
     rng = np.random.default_rng(1)
@@ -239,7 +242,9 @@ def _cupy_arrays(rng, shape, dtype):
     AdamConfig(nonfinite="propagate"),
     AdamConfig(eps_mode="root", weight_decay=0.1, maximize=True, nonfinite="propagate"),
     AdamConfig(eps_mode="hat", lr=0.01, weight_decay=1e-3, nonfinite="propagate"),
-], ids=["outside", "root+wd+max", "hat+wd"])
+    AdamConfig(fold_bias_correction=True, nonfinite="propagate"),
+    AdamConfig(eps_mode="root", eps=1e-3, fold_bias_correction=True, maximize=True, nonfinite="propagate"),
+], ids=["outside", "root+wd+max", "hat+wd", "folded", "folded-root+max"])
 def test_cupy_kernel_equals_pure_update_bit_for_bit(dtype, config):
     from adam_np.kernels import cupy_kernel
 

@@ -10,6 +10,7 @@ for the measured distribution):
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import mpmath
@@ -172,3 +173,34 @@ def test_ulp_errors_rejects_different_lengths():
         ulp_errors(np.array([1.0, 2.0]), one, one)
     with pytest.raises(ValueError, match=r"got 1, 2 and 1"):
         ulp_errors(np.array([1.0]), one * 2, one)
+
+
+@settings(max_examples=150)
+@given(inputs=step_inputs(np.float64) | step_inputs(np.float32))
+def test_folded_bias_correction_within_the_same_ulps_of_exact_algorithm_1(inputs):
+    """fold_bias_correction changes rounding only: against exact Algorithm 1, the bounds of the default."""
+    x, g, v, s, t, config = inputs
+    if config.eps_mode == "hat":
+        config = dataclasses.replace(config, eps_mode="outside")
+    config = dataclasses.replace(config, fold_bias_correction=True)
+    ex, small, ev, es = _errors(x, g, v, s, t, config, coefficients="exact")
+    bound = BOUND_V_S[x.dtype.type]
+    assert np.all(ex <= 4.0), ex
+    if x.dtype == np.float64:
+        assert np.all(ex[small] <= 2.0), (ex, small)
+    assert np.all(ev <= bound) and np.all(es <= bound), (ev, es)
+
+
+def test_folded_bias_correction_changes_rounding_not_the_update():
+    """Same update within a few ulp in float64; at least one input where the last bit differs (not a no-op)."""
+    rng = np.random.default_rng(3)
+    x, g, v = (rng.normal(size=1000) for _ in range(3))
+    s = rng.normal(size=1000) ** 2
+    for mode in ("outside", "root"):
+        plain = AdamConfig(lr=0.1, eps=1e-3, eps_mode=mode)
+        folded = dataclasses.replace(plain, fold_bias_correction=True)
+        a, _ = update(g, AdamState(4, v, s), x, plain)
+        b, _ = update(g, AdamState(4, v, s), x, folded)
+        scale = np.maximum(abs(x), abs(a - x))
+        assert np.all(abs(a - b) <= 4 * np.finfo(np.float64).eps * scale)
+        assert np.any(a != b)

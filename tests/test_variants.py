@@ -99,6 +99,12 @@ def test_is_plain_adam():
         ({"amsgrad_max": "corrected"}, "amsgrad_max='corrected' applies only to variant amsgrad"),
         ({"variant": "radam", "momentum_decay": 0.1}, "momentum_decay=0.1 applies only to variant nadam"),
         ({"variant": "adam", "radam_threshold": 6.0}, "radam_threshold=6.0 applies only to variant radam"),
+        ({"variant": "amsgrad", "fold_bias_correction": True},
+         "fold_bias_correction=True applies only to variant adam, not variant='amsgrad'"),
+        ({"eps_mode": "hat", "fold_bias_correction": True},
+         "fold_bias_correction=True cannot be combined with eps_mode='hat' (folded by definition)"),
+        ({"eps_root": 1e-8, "fold_bias_correction": True},
+         "fold_bias_correction=True cannot be combined with eps_root=1e-08"),
     ],
 )
 def test_bad_variant_options_name_field_and_value(options, message):

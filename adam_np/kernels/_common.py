@@ -8,11 +8,10 @@ field set away from its default) falls back to the pure :func:`adam_np.update`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import fields
 from typing import Any, NamedTuple
 
-from ..adam import EPS_MODES, AdamConfig, bias_corrections
+from ..adam import EPS_MODES, AdamConfig, _folded_eps, _folded_step_size, bias_corrections
 
 __all__ = ["KERNEL_FIELDS", "Coefficients", "Constants", "coefficients", "constants", "supports", "unsupported_fields"]
 
@@ -25,12 +24,14 @@ KERNEL_FIELDS: dict[str, Any] = {
     "weight_decay": None,
     "maximize": frozenset({False, True}),
     "nonfinite": None,  # handled by the caller before the kernel runs
+    "fold_bias_correction": None,
 }
 """The :class:`AdamConfig` fields a kernel implements, with the values it accepts (None: any valid value).
 
 Any other field must sit at its declared default, else :func:`unsupported_fields` names it."""
 
 _MODE = {"outside": 0, "root": 1, "hat": 2}
+_FOLDED_MODE = {"outside": 2, "root": 3}  # fold_bias_correction: hat's form with the step's eps, or under the root
 
 
 def unsupported_fields(config: Any) -> list[str]:
@@ -94,7 +95,9 @@ class Constants(NamedTuple):
 
     ``one_minus_beta1`` is :math:`1-\beta_1` rounded in float64 (the kernels then round it to the
     array dtype, as NumPy rounds a Python float); ``mode`` is 0, 1, 2 for ``eps_mode``
-    ``"outside"``, ``"root"``, ``"hat"``.
+    ``"outside"``, ``"root"``, ``"hat"``, and 2, 3 for ``"outside"``, ``"root"`` with
+    ``fold_bias_correction`` (mode 2: :math:`x - \alpha_t v/(\sqrt{s} + \epsilon_t)`, mode 3:
+    :math:`x - \alpha_t v/\sqrt{s + \epsilon_t}`, :math:`\epsilon_t` the step's ε of :class:`Coefficients`).
     """
 
     mode: int
@@ -111,7 +114,8 @@ class Coefficients(NamedTuple):
     r"""Everything a kernel needs for one step: the :class:`Constants` and the step's scalars.
 
     ``bc1, bc2`` are :math:`1-\beta_1^t, 1-\beta_2^t` (:func:`adam_np.bias_corrections`),
-    ``alpha`` is :math:`\eta_t\sqrt{1-\beta_2^t}/(1-\beta_1^t)` (used by ``eps_mode="hat"`` only).
+    ``alpha`` is :math:`\eta_t\sqrt{1-\beta_2^t}/(1-\beta_1^t)` (used by modes 2 and 3 only), ``eps``
+    the step's ε: the config's, or rescaled by ``fold_bias_correction`` (:func:`adam_np.adam._folded_eps`).
     """
 
     constants: Constants
@@ -119,6 +123,7 @@ class Coefficients(NamedTuple):
     bc1: float
     bc2: float
     alpha: float
+    eps: float
 
     def floats(self) -> tuple[float, ...]:
         """The floating coefficients ``(weight_decay, beta1, 1-beta1, beta2, 1-beta2, lr, bc1, bc2, alpha, eps)``.
@@ -134,7 +139,7 @@ class Coefficients(NamedTuple):
         """
         k = self.constants
         return (k.weight_decay, k.beta1, k.one_minus_beta1, k.beta2, k.one_minus_beta2,
-                self.lr, self.bc1, self.bc2, self.alpha, k.eps)
+                self.lr, self.bc1, self.bc2, self.alpha, self.eps)
 
 
 def constants(config: AdamConfig) -> Constants:
@@ -154,7 +159,8 @@ def constants(config: AdamConfig) -> Constants:
     0.09999999999999998
     """
     beta1, beta2 = config.beta1, config.beta2
-    return Constants(_MODE[config.eps_mode], config.maximize, config.weight_decay, beta1, 1.0 - beta1,
+    mode = (_FOLDED_MODE if config.fold_bias_correction else _MODE)[config.eps_mode]
+    return Constants(mode, config.maximize, config.weight_decay, beta1, 1.0 - beta1,
                      beta2, 1.0 - beta2, config.eps)
 
 
@@ -183,5 +189,5 @@ def coefficients(config: AdamConfig, lr: float, step: int, consts: Constants | N
     """
     consts = constants(config) if consts is None else consts
     bc1, bc2 = bias_corrections(consts.beta1, consts.beta2, step)
-    alpha = lr * math.sqrt(bc2) / bc1 if consts.mode == 2 else 0.0
-    return Coefficients(consts, lr, bc1, bc2, alpha)
+    alpha = _folded_step_size(lr, bc1, bc2) if consts.mode >= 2 else 0.0
+    return Coefficients(consts, lr, bc1, bc2, alpha, _folded_eps(config, bc2))

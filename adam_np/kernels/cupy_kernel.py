@@ -37,6 +37,8 @@ s = (P)si;
 C upd;
 if (mode == 2) {
     upd = alpha * vi / (sqrt(si) + eps);
+} else if (mode == 3) {
+    upd = alpha * vi / sqrt(si + eps);
 } else if (mode == 1) {
     upd = lr * (vi / bc1) / sqrt(si / bc2 + eps);
 } else {

@@ -56,6 +56,8 @@ def _body(i, p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compi
     s[i] = si
     if mode == 2:
         p[i] = x - alpha * vi / (np.sqrt(si) + eps)
+    elif mode == 3:
+        p[i] = x - alpha * vi / np.sqrt(si + eps)
     elif mode == 1:
         p[i] = x - lr * (vi / bc1) / np.sqrt(si / bc2 + eps)
     else:
@@ -104,7 +106,7 @@ def prepare(k: Constants) -> np.ndarray:
     """A float64 work array for :func:`step_many`: the config's constants, room for a step's scalars.
 
     Layout: ``mode, maximize, decay, weight_decay, beta1, 1-beta1, beta2, 1-beta2, lr, bc1, bc2,
-    alpha, eps`` (the step's ``lr, bc1, bc2, alpha`` are written by each :func:`step_many`), so one
+    alpha, eps`` (the step's ``lr, bc1, bc2, alpha, eps`` are written by each :func:`step_many`), so one
     kernel call takes five arrays and nothing else (numba dispatches arrays fastest).
 
     Parameters
@@ -180,7 +182,7 @@ def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: np.
 
 
 def set_step(work: np.ndarray, c: Coefficients) -> None:
-    """Write the step's ``lr, bc1, bc2, alpha`` into a :func:`prepare` work array.
+    """Write the step's ``lr, bc1, bc2, alpha, eps`` into a :func:`prepare` work array.
 
     Parameters
     ----------
@@ -195,7 +197,7 @@ def set_step(work: np.ndarray, c: Coefficients) -> None:
     >>> work = prepare(c.constants); set_step(work, c); work[8]
     np.float64(0.5)
     """
-    _, work[8], work[9], work[10], work[11] = c
+    _, work[8], work[9], work[10], work[11], work[12] = c
 
 
 def select(p: np.ndarray):
