@@ -408,14 +408,12 @@ def bias_corrections(beta1: float, beta2: float, step: int) -> tuple[float, floa
     >>> bias_corrections(0.9, 0.999, 2)[1], 1.0 - 0.999**2       # exact: 0.00199900000000000177...
     (0.0019990000000000016, 0.001998999999999973)
     """
-    return _one_minus_power(beta1, step), _one_minus_power(beta2, step)
-
-
-def _one_minus_power(beta: float, t: int) -> float:
-    """:math:`1 - \beta^t` without cancellation."""
-    if t == 1 or beta < 0.5:  # β^t ≤ 1/2: no cancellation (and 1 - β is exact at t = 1 for β ≥ 1/2)
-        return 1.0 - beta**t
-    return -math.expm1(t * math.log1p(beta - 1.0))  # β - 1 is exact here
+    # Inline (no helper call: this runs once per step of the in-place fast path). β^t ≤ 1/2 (β < 1/2)
+    # does not cancel, and at t = 1 the subtraction 1 - β is exact for β ≥ 1/2; β - 1 is exact too.
+    if step == 1:
+        return 1.0 - beta1, 1.0 - beta2
+    return (1.0 - beta1**step if beta1 < 0.5 else -math.expm1(step * math.log1p(beta1 - 1.0)),
+            1.0 - beta2**step if beta2 < 0.5 else -math.expm1(step * math.log1p(beta2 - 1.0)))
 
 
 def _is_array(x: Any) -> bool:

@@ -228,7 +228,8 @@ class Adam:
             On a non-finite gradient with ``nonfinite="raise"``; nothing is changed.
         """
         fast = self._fast
-        if fast is not None and self.config is self._fast_config and fast.matches(self.state):
+        if fast is not None and self.config is self._fast_config and (self.state is fast.last_state
+                                                                     or fast.matches(self.state)):
             new_state = fast(grads, self.state, self.config)
             if new_state is not None:
                 self.state = new_state

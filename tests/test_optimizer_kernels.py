@@ -47,7 +47,9 @@ def assert_same(opt, params, state):
     AdamConfig(lr=0.01, eps=1e-6, nonfinite="propagate"),
     AdamConfig(lr=lambda t: 0.05 / t ** 0.5, eps_mode="hat", eps=1e-7, weight_decay=0.01, maximize=True),
     AdamConfig(lr=0.02, eps_mode="root", eps=1e-12, beta1=0.5, nonfinite="skip"),
-], ids=["defaults", "book", "schedule+hat+wd+maximize", "root"])
+    AdamConfig(lr=0.01, fold_bias_correction=True, nonfinite="propagate"),
+    AdamConfig(lr=lambda t: 0.1 / t, eps_mode="root", eps=1e-6, fold_bias_correction=True, weight_decay=0.1),
+], ids=["defaults", "book", "schedule+hat+wd+maximize", "root", "folded", "folded-root+schedule+wd"])
 def test_kernel_path_equals_pure_path_over_many_steps(backend, dtype, config):
     params, grads = problem(dtype)
     pure_params, state = run_pure(params, grads, config)
@@ -347,3 +349,33 @@ def test_gradient_that_is_another_parameter_matches_the_pure_update(backend):
     opt = Adam([a, b], lr=0.1, backend=backend)
     opt.step([b, a])  # each gradient is the other parameter's own memory
     assert a.tobytes() == ref[0].tobytes() and b.tobytes() == ref[1].tobytes()
+
+
+def _unaligned_copy(a):
+    """A writeable copy of ``a`` at an odd byte offset (numba types it as a different, unaligned array)."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    out = np.frombuffer(raw.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("kind", ["read-only", "unaligned"])
+def test_numba_gradients_of_another_numba_type_take_the_dispatcher_with_the_same_values(kind):
+    """The numba path calls each array's compiled entry point directly only for gradients of the parameter's
+    exact numba type; a read-only or unaligned one goes through numba's dispatcher, with the same bits."""
+    params, grads = problem(np.float64, steps=8)
+    config = AdamConfig(lr=0.01, nonfinite="propagate")
+    pure_params, state = run_pure(params, grads, config)
+    opt = Adam(params, config=config, backend="numba")
+    for i, g in enumerate(grads):
+        if i % 2:
+            if kind == "read-only":
+                g = [x.copy() for x in g]
+                for x in g:
+                    x.flags.writeable = False
+            else:
+                g = [_unaligned_copy(x) for x in g]
+                assert not g[0].flags.aligned
+        opt.step(g)
+        assert opt._fast.grads_exact is not bool(i % 2)
+    assert_same(opt, pure_params, state)

@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 
 from ..adam import EPS_MODES, AdamConfig, _folded_eps, _folded_step_size, bias_corrections
 
-__all__ = ["KERNEL_FIELDS", "Coefficients", "Constants", "coefficients", "constants", "supports", "unsupported_fields"]
+__all__ = ["KERNEL_FIELDS", "Coefficients", "Constants", "coefficients", "constants", "step_scalars", "supports",
+           "unsupported_fields"]
 
 KERNEL_FIELDS: dict[str, Any] = {
     "lr": None,  # any value (a schedule is evaluated in Python, once per step)
@@ -188,6 +189,32 @@ def coefficients(config: AdamConfig, lr: float, step: int, consts: Constants | N
     (0.09999999999999998, 0.0010000000000000009)
     """
     consts = constants(config) if consts is None else consts
+    return Coefficients(consts, *step_scalars(config, lr, step, consts))
+
+
+def step_scalars(config: AdamConfig, lr: float, step: int, consts: Constants) -> tuple[float, ...]:
+    r"""The step's scalars ``(lr, bc1, bc2, alpha, eps)`` of :class:`Coefficients`, without building one.
+
+    Parameters
+    ----------
+    config : AdamConfig
+    lr : float
+        :math:`\eta_t`.
+    step : int
+        The step :math:`t \ge 1`.
+    consts : Constants
+        ``constants(config)``.
+
+    Returns
+    -------
+    tuple of float
+
+    Examples
+    --------
+    >>> step_scalars(AdamConfig(), 0.1, 1, constants(AdamConfig()))[1:3]
+    (0.09999999999999998, 0.0010000000000000009)
+    """
     bc1, bc2 = bias_corrections(consts.beta1, consts.beta2, step)
-    alpha = _folded_step_size(lr, bc1, bc2) if consts.mode >= 2 else 0.0
-    return Coefficients(consts, lr, bc1, bc2, alpha, _folded_eps(config, bc2))
+    if consts.mode >= 2:
+        return lr, bc1, bc2, _folded_step_size(lr, bc1, bc2), _folded_eps(config, bc2)
+    return lr, bc1, bc2, 0.0, consts.eps

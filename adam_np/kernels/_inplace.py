@@ -18,9 +18,11 @@ import numpy as np
 from .._xp import backend_name
 from ..adam import AdamState
 from . import get_kernel, resolve_backend, supports
-from ._common import coefficients, constants
+from ._common import coefficients, constants, step_scalars
 
 __all__ = ["InPlaceStep"]
+
+_new_state = tuple.__new__  # a NamedTuple built from a full tuple, skipping its __new__'s argument handling
 
 
 def _flat(x: Any) -> Any:
@@ -71,6 +73,7 @@ class InPlaceStep:
                  grad_views: list | None = None, config: Any = None) -> None:
         self.backend = backend
         self.config = config
+        self.lr = None if config is None or callable(config.lr) else config.lr  # a schedule: lr_at(t) per step
         self.constants = None if config is None else constants(config)
         self.last_state = None
         self.kernel = get_kernel(backend)
@@ -104,11 +107,15 @@ class InPlaceStep:
             if base is not None:
                 self.written[id(base)] = -1  # shared by several arrays: never a safe gradient
         self.check_finite = config is not None and config.nonfinite != "propagate"
-        # numba: the compiled loop of each array, bound once (saves the per-step selection)
-        self.bound = [(self.kernel.select(p), p, v, s) for p, v, s in zip(self.params, self.v, self.s)] \
-            if backend == "numba" and config is not None else None
-        if self.bound is not None:
-            self.kernel.warm_up(self.params, self.work)  # compile now, not inside the first step
+        # numba: each array's compiled loop, its type dispatch resolved once (compiled now, not inside the
+        # first step); a gradient of another numba type (read-only, unaligned) goes through the dispatcher.
+        self.bound = None
+        self.grads_exact = False  # set by _check_grads: every gradient has the numba type of its parameter
+        if backend == "numba" and config is not None:
+            self.kernel.warm_up(self.params, self.work)
+            self.bound = [(self.kernel.bind(p, self.work), self.kernel.select(p), p, v, s)
+                          for p, v, s in zip(self.params, self.v, self.s)]
+            self.work_view = memoryview(self.work)
 
     @classmethod
     def build(cls, params: list, state: AdamState, config: Any, backend: str, flat: tuple | None = None,
@@ -207,7 +214,7 @@ class InPlaceStep:
         return True
 
     def _check_grads(self, grads: Any) -> list | None:
-        """Flat views of ``grads`` when they fit the kernel as they are, else None."""
+        """``grads`` (as flat views for the NumPy kernel) when they fit the kernel as they are, else None."""
         if type(grads) not in (list, tuple) or len(grads) != len(self.params):
             return None
         array_type, numpy, reshape, written = self.array_type, self.is_numpy, self.reshape, self.written
@@ -215,17 +222,50 @@ class InPlaceStep:
             for p in self.params:
                 if not p.flags.writeable:  # made read-only since: the pure path raises, nothing written
                     return None
-        out = []
-        for i, (g, shape, dtype) in enumerate(zip(grads, self.shapes, self.dtypes)):
+        i = 0
+        exact = True
+        for g, shape, dtype in zip(grads, self.shapes, self.dtypes):
             if type(g) is not array_type or g.shape != shape or (g.dtype is not dtype and g.dtype != dtype):
                 return None
-            if numpy and not g.flags.c_contiguous:
-                return None
+            if numpy:
+                flags = g.flags
+                if not flags.c_contiguous:
+                    return None
+                exact = exact and flags.carray  # also aligned and writeable: numba's type of the parameters
             base = g.base
             if (base is not None and id(base) in written) or written.get(id(g), i) != i:
                 return None  # aliases another parameter or moment: the pure path reads before writing
-            out.append(g.reshape(-1) if reshape and g.ndim != 1 else g)
-        return out
+            i += 1
+        self.grads_exact = exact
+        return [_flat(g) for g in grads] if reshape else grads  # numba and CuPy take the arrays as they are
+
+    def _step_general(self, grads: Any, state: AdamState, config: Any, own: bool) -> int | None:
+        """:meth:`__call__` for the flat buffers, the NumPy and CuPy kernels, a finiteness check or
+        another config: the new step number, or None having changed nothing."""
+        kernel = self.kernel
+        if (grads is self.grad_views and self.flat_lists is not None and len(grads) == len(self.grad_items)
+                and all(map(operator.is_, grads, self.grad_items)) and self._writeable()):
+            ps, gs, vs, ss = self.flat_lists
+        else:
+            gs = self._check_grads(grads)
+            if gs is None:
+                return None
+            ps, vs, ss = self.p_flat, self.v_flat, self.s_flat
+        if (self.check_finite if own else config.nonfinite != "propagate"):
+            for g in gs:
+                if not kernel.all_finite(g):
+                    return None
+        t = state.step + 1
+        if own and self.bound is not None and ps is self.p_flat:
+            work = self.work
+            kernel.set_step(work, coefficients(config, config.lr_at(t), t, self.constants))
+            for g, (_, loop, p, v, s) in zip(gs, self.bound):
+                loop(p, g, v, s, work)
+        elif own:
+            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, self.constants), self.work)
+        else:
+            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t))
+        return t
 
     def _writeable(self) -> bool:
         """False when a parameter was made read-only since (the pure path then raises, nothing written)."""
@@ -255,30 +295,30 @@ class InPlaceStep:
         -------
         AdamState or None
         """
-        kernel = self.kernel
-        if (grads is self.grad_views and self.flat_lists is not None and len(grads) == len(self.grad_items)
-                and all(map(operator.is_, grads, self.grad_items)) and self._writeable()):
-            ps, gs, vs, ss = self.flat_lists
-        else:
-            gs = self._check_grads(grads)
-            if gs is None:
-                return None
-            ps, vs, ss = self.p_flat, self.v_flat, self.s_flat
         own = config is self.config
-        if (self.check_finite if own else config.nonfinite != "propagate"):
-            for g in gs:
-                if not kernel.all_finite(g):
-                    return None
-        t = state.step + 1
-        if own and self.bound is not None and ps is self.p_flat:
+        if own and self.bound is not None and grads is not self.grad_views:
+            # The numba loops on the caller's own arrays (the common case, kept short): check, then run.
+            if self._check_grads(grads) is None:
+                return None
+            if self.check_finite:
+                for g in grads:
+                    if not self.kernel.all_finite(g):
+                        return None
+            t = state.step + 1
             work = self.work
-            kernel.set_step(work, coefficients(config, config.lr_at(t), t, self.constants))
-            for g, (loop, p, v, s) in zip(gs, self.bound):
-                loop(p, g, v, s, work)
-        elif own:
-            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, self.constants), self.work)
+            self.kernel.set_step_scalars(self.work_view, step_scalars(
+                config, self.lr if self.lr is not None else config.lr_at(t), t, self.constants))
+            if self.grads_exact:
+                for g, (compiled, _, p, v, s) in zip(grads, self.bound):
+                    compiled(p, g, v, s, work)
+            else:  # a read-only or unaligned gradient: numba's dispatcher picks (or compiles) its loop
+                for g, (_, loop, p, v, s) in zip(grads, self.bound):
+                    loop(p, g, v, s, work)
         else:
-            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t))
-        # state._replace(step=t), without its overhead (master and s_max are None on this path)
-        self.last_state = new = AdamState(t, state.v, state.s, state.skipped, None, None, state.mu_product)
+            t = self._step_general(grads, state, config, own)
+            if t is None:
+                return None
+        # AdamState(t, ...) as state._replace(step=t) makes it, without its overhead (master, s_max are None here)
+        self.last_state = new = _new_state(AdamState, (t, state.v, state.s, state.skipped, None, None,
+                                                       state.mu_product))
         return new

@@ -22,8 +22,8 @@ import numpy as np
 from ._common import Coefficients, Constants
 
 __all__ = [
-    "DTYPES", "PARALLEL_MIN", "all_finite", "compile_all", "prepare", "select", "set_num_threads", "set_step",
-    "step", "step_many", "stream_roof", "warm_up",
+    "DTYPES", "PARALLEL_MIN", "all_finite", "bind", "compile_all", "prepare", "select", "set_num_threads",
+    "set_step", "set_step_scalars", "step", "step_many", "stream_roof", "warm_up",
 ]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -200,6 +200,27 @@ def set_step(work: np.ndarray, c: Coefficients) -> None:
     _, work[8], work[9], work[10], work[11], work[12] = c
 
 
+def set_step_scalars(work: memoryview | np.ndarray, scalars: tuple) -> None:
+    """:func:`set_step` from :func:`adam_np.kernels.step_scalars`'s tuple (a memoryview of the work array is fastest).
+
+    Parameters
+    ----------
+    work : memoryview or numpy.ndarray
+        A :func:`prepare` work array or ``memoryview`` of it.
+    scalars : tuple of float
+        ``(lr, bc1, bc2, alpha, eps)``.
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import constants
+    >>> work = prepare(constants(AdamConfig())); set_step_scalars(memoryview(work), (0.5, 0.1, 0.001, 0.0, 1e-8))
+    >>> work[8]
+    np.float64(0.5)
+    """
+    work[8], work[9], work[10], work[11], work[12] = scalars
+
+
 def select(p: np.ndarray):
     """The compiled loop for ``p``: serial below :data:`PARALLEL_MIN` elements, ``prange`` from there.
 
@@ -222,6 +243,44 @@ def select(p: np.ndarray):
     True
     """
     return _serial if p.size < PARALLEL_MIN else _parallel
+
+
+def bind(p: np.ndarray, work: np.ndarray):
+    """:func:`select`'s loop for ``p`` compiled now, with numba's type dispatch resolved once.
+
+    Returns the compiled entry point of the specialisation for four arrays of ``p``'s exact
+    numba type (dtype, dimensions, C layout, writeable, aligned) and the work array: calling it
+    skips the per-call ``typeof`` of every argument (about 0.13 µs of a 0.34 µs call). The
+    caller must pass a gradient of exactly that type (checked by
+    :class:`adam_np.kernels._inplace.InPlaceStep`); anything else goes through :func:`select`.
+
+    Parameters
+    ----------
+    p : numpy.ndarray
+        A writeable, aligned, C-contiguous float32/float64 array.
+    work : numpy.ndarray
+        From :func:`prepare`.
+
+    Returns
+    -------
+    callable
+        ``f(p, g, v, s, work)``.
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> p, g, v, s = np.ones(2), np.ones(2), np.zeros(2), np.zeros(2)
+    >>> c = coefficients(AdamConfig(), 0.5, 1); work = prepare(c.constants); set_step(work, c)
+    >>> bind(p, work)(p, g, v, s, work); p
+    array([0.5, 0.5])
+    """
+    loop = select(p)
+    e = np.empty((0,) * p.ndim, p.dtype)
+    loop(e, e, e, e, work)  # compile, or load from numba's cache
+    arg = numba.typeof(p)
+    compiled = loop.overloads.get((arg, arg, arg, arg, numba.typeof(work)))
+    return loop if compiled is None else compiled.entry_point
 
 
 def all_finite(g: np.ndarray) -> bool:
