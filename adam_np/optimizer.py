@@ -54,7 +54,7 @@ class Adam:
         :func:`adam_np.kernels.supports` is false) goes through :func:`adam_np.update`.
     **options
         Further :class:`adam_np.AdamConfig` fields: ``eps_mode``, ``weight_decay``,
-        ``maximize``, ``nonfinite``.
+        ``maximize``, ``nonfinite``, ``fold_bias_correction``...
 
     Attributes
     ----------
