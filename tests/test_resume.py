@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -72,7 +73,13 @@ def test_resume_refuses_another_run(tmp_path):
     with pytest.raises(CheckpointError, match=r"another run \(the data differ\)"):
         load_run(path, rule, X + 1.0, y, settings={"batch_size": 10})
     data = bytearray(path.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 8] = b"\0" * 8
+    with zipfile.ZipFile(path) as z:  # flip the last 8 bytes of a parameter's data (not unused header fields)
+        info = z.getinfo("param/0.npy")
+    local = info.header_offset
+    start = local + 30 + int.from_bytes(data[local + 26 : local + 28], "little") + \
+        int.from_bytes(data[local + 28 : local + 30], "little")
+    end = start + info.compress_size
+    data[end - 8 : end] = bytes(b ^ 0xFF for b in data[end - 8 : end])
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="corrupt"):
         load_run(path, rule, X, y, settings={"batch_size": 10})
