@@ -218,10 +218,8 @@ class InPlaceStep:
         if type(grads) not in (list, tuple) or len(grads) != len(self.params):
             return None
         array_type, numpy, reshape, written = self.array_type, self.is_numpy, self.reshape, self.written
-        if numpy:
-            for p in self.params:
-                if not p.flags.writeable:  # made read-only since: the pure path raises, nothing written
-                    return None
+        if not self._writeable():
+            return None
         i = 0
         exact = True
         for g, shape, dtype in zip(grads, self.shapes, self.dtypes):
@@ -240,8 +238,8 @@ class InPlaceStep:
         return [_flat(g) for g in grads] if reshape else grads  # numba and CuPy take the arrays as they are
 
     def _step_general(self, grads: Any, state: AdamState, config: Any, own: bool) -> int | None:
-        """:meth:`__call__` for the flat buffers, the NumPy and CuPy kernels, a finiteness check or
-        another config: the new step number, or None having changed nothing."""
+        """:meth:`__call__` for the flat buffers, the NumPy and CuPy kernels or another config (one
+        :func:`step_many` call): the new step number, or None having changed nothing."""
         kernel = self.kernel
         if (grads is self.grad_views and self.flat_lists is not None and len(grads) == len(self.grad_items)
                 and all(map(operator.is_, grads, self.grad_items)) and self._writeable()):
@@ -256,12 +254,7 @@ class InPlaceStep:
                 if not kernel.all_finite(g):
                     return None
         t = state.step + 1
-        if own and self.bound is not None and ps is self.p_flat:
-            work = self.work
-            kernel.set_step(work, coefficients(config, config.lr_at(t), t, self.constants))
-            for g, (_, loop, p, v, s) in zip(gs, self.bound):
-                loop(p, g, v, s, work)
-        elif own:
+        if own:
             kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, self.constants), self.work)
         else:
             kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t))

@@ -197,7 +197,7 @@ def set_step(work: np.ndarray, c: Coefficients) -> None:
     >>> work = prepare(c.constants); set_step(work, c); work[8]
     np.float64(0.5)
     """
-    _, work[8], work[9], work[10], work[11], work[12] = c
+    set_step_scalars(work, c[1:])
 
 
 def set_step_scalars(work: memoryview | np.ndarray, scalars: tuple) -> None:
