@@ -12,9 +12,10 @@ tensors and ``array_api_strict`` alike:
 array([0.9, 1.9])
 """
 
-from . import presets, variants
-from .adam import EPS_MODES, NONFINITE_POLICIES, AdamConfig, AdamState, bias_corrections, init, update
+from .core import variants
+from .core.adam import EPS_MODES, NONFINITE_POLICIES, AdamConfig, AdamState, bias_corrections, init, update
 from .optimizer import Adam
+from .verify import presets
 
 __version__ = "0.1.0"
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import adam as _adam
-from ._xp import array_namespace, backend_name, not_writeable_reason
+from .core import adam as _adam
+from .core._xp import array_namespace, backend_name, not_writeable_reason
 from .kernels import resolve_backend
 from .kernels._inplace import InPlaceStep
 
@@ -35,7 +35,7 @@ class Adam:
     params : sequence of array
         Writeable arrays of one library (NumPy, CuPy, or torch tensors without autograd),
         real floating dtype. They are updated in place; no copy is kept. Rejected with the
-        reason (:func:`adam_np._xp.not_writeable_reason`): read-only arrays, arrays whose elements
+        reason (:func:`adam_np.core._xp.not_writeable_reason`): read-only arrays, arrays whose elements
         overlap in memory (``expand``/``broadcast_to`` views), torch inference tensors outside
         inference mode, and torch leaf tensors that require grad such as ``nn.Parameter``
         (``torch.optim`` updates those under ``no_grad``; here pass ``p.detach()`` or ``p.data``,

@@ -1,7 +1,7 @@
 """One Adam step, side by side: adam_np kernels, torch.optim.Adam, optax, naive NumPy and the memory roof.
 
 Run from a checkout (``python benchmarks/bench_step.py --quick``) or, installed, ``adam-np bench``.
-The implementation and the options are in :mod:`adam_np.bench`; results go to ``--results``
+The implementation and the options are in :mod:`adam_np.verify.bench`; results go to ``--results``
 (default ./results: CSV, JSON, Markdown table and a log-log PNG).
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adam_np.bench import main  # noqa: E402
+from adam_np.verify.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -26,9 +26,9 @@ from torch.utils import data as tud
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adam_np.chapter7 import AdamRule
-from adam_np.data import get_data_ch7, load_airfoil
-from adam_np.train import train_ch7
+from adam_np.book.chapter7 import AdamRule
+from adam_np.book.data import get_data_ch7, load_airfoil
+from adam_np.book.train import train_ch7
 
 
 def torch_scratch(features: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """Regenerate the tutorial's figures in docs/figures/ (the only PNGs the repository keeps).
 
 Usage: ``python docs/make_figures.py`` from the repository root. It trains on the airfoil data
-(found as ``adam_np.data.load_airfoil`` finds it: ``$ADAM_NP_AIRFOIL``, the cache, or a download),
+(found as ``adam_np.book.data.load_airfoil`` finds it: ``$ADAM_NP_AIRFOIL``, the cache, or a download),
 falling back to ``../shared/data/airfoil_self_noise.dat`` next to the repository.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adam_np.data import get_data_ch7
-from adam_np.plot import make_figures
+from adam_np.book.data import get_data_ch7
+from adam_np.book.plot import make_figures
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""adam_np.chapter7: the chapter's update rules vs the book's scratch formulas, purity, validation."""
+"""adam_np.book.chapter7: the chapter's update rules vs the book's scratch formulas, purity, validation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import adam_np
-from adam_np.chapter7 import OPTIMIZERS, SGD, AdaDelta, AdaGrad, AdamRule, Momentum, RMSProp, make_optimizer
+from adam_np.book.chapter7 import OPTIMIZERS, SGD, AdaDelta, AdaGrad, AdamRule, Momentum, RMSProp, make_optimizer
 
 from conftest import to_numpy
 
@@ -151,7 +151,7 @@ def test_update_checks_state_slots_against_params(name):
          {**good.slots, k: [np.zeros(5)]}),  # was a bare IndexError
     ]
     for error, match, slots in bad_states:
-        state = adam_np.chapter7.SlotState(3, slots)
+        state = adam_np.book.chapter7.SlotState(3, slots)
         before = [a.tobytes() for seq in slots.values() for a in seq] + [p.tobytes() for p in x]
         with pytest.raises(error, match=match):
             rule.update(g, state, x)

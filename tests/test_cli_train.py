@@ -11,8 +11,8 @@ import types
 
 import pytest
 
-from adam_np import _cli_train
 from adam_np.cli import main
+from adam_np.cli import train as _cli_train
 
 from conftest import REPO_ROOT
 
@@ -118,7 +118,7 @@ def test_diverging_run_names_the_step(capsys):
     (["plot", "--out", "{file}/figs"], "--out", "not a directory"),
 ])
 def test_unusable_paths_are_refused_before_training(tmp_path, capsys, monkeypatch, argv, flag, what):
-    from adam_np import train
+    from adam_np.book import train
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking the paths")
@@ -166,7 +166,7 @@ def test_plot_command(tmp_path, capsys):
 
 
 def test_namespace_for():
-    from adam_np._xp import namespace_for
+    from adam_np.core._xp import namespace_for
 
     assert namespace_for("numpy").__name__ == "array_api_compat.numpy"
     with pytest.raises(ValueError, match="backend must be one of .*, got 'tpu'"):

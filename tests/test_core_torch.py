@@ -108,7 +108,7 @@ def test_torch_params_that_cannot_be_updated_in_place_are_rejected_up_front(make
 
 
 def test_torch_writeable_cases_stay_writeable():
-    from adam_np._xp import is_writeable
+    from adam_np.core._xp import is_writeable
 
     with torch.inference_mode():
         inf = torch.ones(3)

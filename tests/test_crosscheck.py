@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adam_np import crosscheck as cc
-from adam_np import presets
 from adam_np.cli import main
+from adam_np.verify import crosscheck as cc
+from adam_np.verify import presets
 
 
 def test_cli_passes_and_prints_table(capsys):

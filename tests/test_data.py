@@ -1,4 +1,4 @@
-"""adam_np.data: airfoil loading (path / env / cache / download), validation errors, preprocessing, synthetic."""
+"""adam_np.book.data: airfoil loading (path / env / cache / download), validation errors, preprocessing, synthetic."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adam_np import data as D
+from adam_np.book import data as D
 
 from conftest import to_numpy
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from adam_np import Adam, AdamConfig, AdamState, checkpoint, init, update
-from adam_np.interop import from_torch_state_dict, to_torch_state_dict
+from adam_np.verify.interop import from_torch_state_dict, to_torch_state_dict
 
 from conftest import normwise_rel_err
 

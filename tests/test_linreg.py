@@ -1,4 +1,4 @@
-"""adam_np.linreg: model, loss and hand-written gradients vs finite differences and torch autograd."""
+"""adam_np.book.linreg: model, loss and hand-written gradients vs finite differences and torch autograd."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adam_np.linreg import grad_squared_loss, linreg, squared_loss
+from adam_np.book.linreg import grad_squared_loss, linreg, squared_loss
 
 from conftest import to_numpy
 

@@ -1,6 +1,6 @@
 """adam_np.update against the 50-digit mpmath oracle of Algorithm 1, and the committed golden vectors.
 
-Bounds (ulp of the dtype, at the scales of adam_np.oracle.OracleStep; see /work/notes-variants.md
+Bounds (ulp of the dtype, at the scales of adam_np.verify.oracle.OracleStep; see /work/notes-variants.md
 for the measured distribution):
 - x_t: <= 2 ulp of max(|x|, |dx|) in float64 when the step is small against the parameter
   (|dx| <= |x|/4, the usual regime), <= 4 ulp for any inputs in float64 and float32: when |dx|
@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adam_np import EPS_MODES, AdamConfig, AdamState, bias_corrections, update
-from adam_np.oracle import adam_step, ulp_errors
+from adam_np.verify.oracle import adam_step, ulp_errors
 
 GOLDEN = sorted(Path(__file__).with_name("golden").glob("adam_*.npz"))
 BOUND_V_S = {np.float64: 2.0, np.float32: 4.0}

@@ -1,4 +1,4 @@
-"""adam_np.plot: the numbers behind the figures, and that the PNGs are real images."""
+"""adam_np.book.plot: the numbers behind the figures, and that the PNGs are real images."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from adam_np import plot
-from adam_np.chapter7 import SGD, make_optimizer
-from adam_np.data import make_synthetic
-from adam_np.train import train_ch7
+from adam_np.book import plot
+from adam_np.book.chapter7 import SGD, make_optimizer
+from adam_np.book.data import make_synthetic
+from adam_np.book.train import train_ch7
 
 
 @pytest.mark.parametrize("beta1, step", [(0.9, 1), (0.9, 10), (0.5, 7), (0.0, 3)])

@@ -15,7 +15,7 @@ import torch
 from _errors import worst_normwise
 
 from adam_np import AdamConfig, presets
-from adam_np.crosscheck import problem, run_adam_np
+from adam_np.verify.crosscheck import problem, run_adam_np
 
 STEPS, N = 1000, 200
 

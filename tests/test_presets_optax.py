@@ -8,8 +8,8 @@ import optax
 import pytest
 from _errors import worst_normwise
 
-from adam_np import presets
-from adam_np.crosscheck import FRAMEWORKS, crosscheck, problem, run_adam_np
+from adam_np.verify import presets
+from adam_np.verify.crosscheck import FRAMEWORKS, crosscheck, problem, run_adam_np
 
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp

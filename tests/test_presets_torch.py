@@ -7,8 +7,8 @@ import pytest
 import torch
 from _errors import worst_normwise
 
-from adam_np import presets
-from adam_np.crosscheck import FRAMEWORKS, crosscheck, problem, run_adam_np
+from adam_np.verify import presets
+from adam_np.verify.crosscheck import FRAMEWORKS, crosscheck, problem, run_adam_np
 
 STEPS, N = 1000, 200
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from adam_np import variants
-from adam_np.chapter7 import AdamRule, make_optimizer
+from adam_np.book.chapter7 import AdamRule, make_optimizer
+from adam_np.book.data import make_synthetic
+from adam_np.book.resume import load_run, save_run
+from adam_np.book.train import init_train, run_train
 from adam_np.checkpoint import CheckpointError
-from adam_np.data import make_synthetic
-from adam_np.resume import load_run, save_run
-from adam_np.train import init_train, run_train
 
 from conftest import REPO_ROOT
 
@@ -152,8 +152,8 @@ def test_cli_checkpoint_flags_are_checked(tmp_path):
 
 def _craft(path, change):
     """Rewrite the run at ``path`` with ``change(members, meta)`` applied and a valid checksum."""
+    from adam_np.book.resume import FORMAT_NAME, FORMAT_VERSION
     from adam_np.checkpoint import read_verified, write_atomic
-    from adam_np.resume import FORMAT_NAME, FORMAT_VERSION
 
     members, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
     change(members, meta)

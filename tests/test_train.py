@@ -1,13 +1,13 @@
-"""adam_np.train: the D2L train_ch7 loop, the book's acceptance figure, resumable loop state."""
+"""adam_np.book.train: the D2L train_ch7 loop, the book's acceptance figure, resumable loop state."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from adam_np.chapter7 import OPTIMIZERS, SGD, AdamRule, make_optimizer
-from adam_np.data import get_data_ch7, make_synthetic
-from adam_np.train import init_train, result_of, run_train, train_ch7
+from adam_np.book.chapter7 import OPTIMIZERS, SGD, AdamRule, make_optimizer
+from adam_np.book.data import get_data_ch7, make_synthetic
+from adam_np.book.train import init_train, result_of, run_train, train_ch7
 
 from conftest import to_numpy
 

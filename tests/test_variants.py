@@ -12,13 +12,13 @@ from hypothesis.extra import numpy as hnp
 
 import adam_np
 from adam_np import AdamConfig, AdamState, bias_corrections, init, update, variants
-from adam_np.adam import _adam_leaf
+from adam_np.core.adam import _adam_leaf
 
 # ----------------------------------------------------------------------------- plain Adam is unchanged
 
 
 def _adam_leaf_before_variants(x, g, v, s, config, lr, step, *, xp):
-    """Frozen copy of adam_np.adam._adam_leaf as committed before the variants (commit 73db6be); since then
+    """Frozen copy of adam_np.core.adam._adam_leaf as committed before the variants (commit 73db6be); since then
     the bias corrections come from ``bias_corrections``, which no longer cancels (same formula, fewer roundings)."""
     beta1, beta2, eps = config.beta1, config.beta2, config.eps
     if config.maximize:

@@ -69,7 +69,7 @@ def resolve_backend(backend: str, array_library: str = "numpy") -> str:
         ``"auto"``: ``"cupy"`` for CuPy arrays; for NumPy arrays ``"numba"`` if numba is
         installed, else ``"numpy"``.
     array_library : str, default "numpy"
-        What :func:`adam_np._xp.backend_name` says of the parameters.
+        What :func:`adam_np.core._xp.backend_name` says of the parameters.
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """What the kernels share: which configs they cover, and the per-step coefficients.
 
-The kernels do the arithmetic of :func:`adam_np.adam._adam_leaf` in place. They cover the
+The kernels do the arithmetic of :func:`adam_np.core.adam._adam_leaf` in place. They cover the
 plain Adam of :class:`adam_np.AdamConfig`; :func:`unsupported_fields` says which fields of a
 config they do not cover, so that a config they do not know (a variant added later, a new
 field set away from its default) falls back to the pure :func:`adam_np.update`.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, NamedTuple
 
-from ..adam import EPS_MODES, AdamConfig, _folded_eps, _folded_step_size, bias_corrections
+from ..core.adam import EPS_MODES, AdamConfig, _folded_eps, _folded_step_size, bias_corrections
 
 __all__ = ["KERNEL_FIELDS", "Coefficients", "Constants", "coefficients", "constants", "step_scalars", "supports",
            "unsupported_fields"]
@@ -92,7 +92,7 @@ def supports(config: Any) -> bool:
 
 
 class Constants(NamedTuple):
-    r"""The coefficients that stay fixed for a config, as :func:`adam_np.adam._adam_leaf` forms them.
+    r"""The coefficients that stay fixed for a config, as :func:`adam_np.core.adam._adam_leaf` forms them.
 
     ``one_minus_beta1`` is :math:`1-\beta_1` rounded in float64 (the kernels then round it to the
     array dtype, as NumPy rounds a Python float); ``mode`` is 0, 1, 2 for ``eps_mode``
@@ -116,7 +116,7 @@ class Coefficients(NamedTuple):
 
     ``bc1, bc2`` are :math:`1-\beta_1^t, 1-\beta_2^t` (:func:`adam_np.bias_corrections`),
     ``alpha`` is :math:`\eta_t\sqrt{1-\beta_2^t}/(1-\beta_1^t)` (used by modes 2 and 3 only), ``eps``
-    the step's ε: the config's, or rescaled by ``fold_bias_correction`` (:func:`adam_np.adam._folded_eps`).
+    the step's ε: the config's, or rescaled by ``fold_bias_correction`` (:func:`adam_np.core.adam._folded_eps`).
     """
 
     constants: Constants

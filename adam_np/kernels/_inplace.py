@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .._xp import backend_name
-from ..adam import AdamState
+from ..core._xp import backend_name
+from ..core.adam import AdamState
 from . import get_kernel, resolve_backend, supports
 from ._common import coefficients, constants, step_scalars
 

@@ -1,6 +1,6 @@
 r"""The CuPy kernel: one ``cupy.ElementwiseKernel`` launch per array and step, updating p, v, s together.
 
-The kernel body is the scalar form of :func:`adam_np.adam._adam_leaf`, in the compute type
+The kernel body is the scalar form of :func:`adam_np.core.adam._adam_leaf`, in the compute type
 ``C`` (``float`` for float16 and float32 parameters, ``double`` for float64); the per-step
 coefficients enter as scalars of that type and the parameters, moments and gradient are
 converted on load and store (float16 parameters are computed in float32, as Chainer does).

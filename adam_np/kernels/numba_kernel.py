@@ -1,7 +1,7 @@
 r"""The numba kernel: one fused loop per step, parallel (``prange``) for large arrays.
 
 Each element is read once and written once: the loop body is the scalar form of
-:func:`adam_np.adam._adam_leaf`, with the coefficients (passed as float64) rounded to the
+:func:`adam_np.core.adam._adam_leaf`, with the coefficients (passed as float64) rounded to the
 array dtype once per call, as NumPy rounds a Python float. No ``fastmath``: LLVM then
 neither contracts ``a*b + c`` into an FMA nor reassociates; ``error_model="numpy"`` makes
 ``x/0`` give ±inf/NaN as NumPy does (not ZeroDivisionError); and ``sqrt``/``/`` are the
@@ -345,7 +345,7 @@ def compile_all() -> dict[str, float]:
     >>> sorted(compile_all())
     ['float32', 'float64']
     """
-    from ..adam import AdamConfig
+    from ..core.adam import AdamConfig
     from ._common import coefficients
 
     out = {}

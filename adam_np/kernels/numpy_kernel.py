@@ -2,7 +2,7 @@ r"""The NumPy kernel: one Adam step in place, in cache-sized chunks spread over 
 
 Per chunk of ``CHUNK`` elements the kernel applies, with ``out=`` into the arrays themselves
 or into preallocated per-thread scratch, exactly the IEEE operations of
-:func:`adam_np.adam._adam_leaf` in its order (coefficients rounded to the array dtype first,
+:func:`adam_np.core.adam._adam_leaf` in its order (coefficients rounded to the array dtype first,
 as NumPy does with a Python float), so the result is bit-for-bit the pure
 :func:`adam_np.update`:
 
@@ -143,7 +143,7 @@ def _run(p, g, v, s, c: Coefficients, k: tuple, start: int, stop: int) -> None:
 
 def _run_chunks(p, g, v, s, k: tuple, mode: int, maximize: bool, decay: bool, buffers: tuple, start: int,
                 stop: int) -> None:
-    """The IEEE operations of :func:`adam_np.adam._adam_leaf`, in its order, chunk by chunk into ``buffers``."""
+    """The IEEE operations of :func:`adam_np.core.adam._adam_leaf`, in its order, chunk by chunk into ``buffers``."""
     wd, b1, omb1, b2, omb2, lr, bc1, bc2, alpha, eps = k
     mul, add, div, sqrt = np.multiply, np.add, np.divide, np.sqrt
     ge_buf, t1_buf, t2_buf = buffers

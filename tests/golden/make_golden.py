@@ -1,4 +1,4 @@
-"""Regenerate the golden vectors of one Adam step from the mpmath oracle (adam_np.oracle).
+"""Regenerate the golden vectors of one Adam step from the mpmath oracle (adam_np.verify.oracle).
 
 Run from the repository root:  python tests/golden/make_golden.py
 It writes tests/golden/adam_<dtype>_<eps_mode>.npz, each holding, for a few fixed seeds (axis 0):
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from adam_np import AdamConfig
-from adam_np.oracle import adam_step
+from adam_np.verify.oracle import adam_step
 
 SEEDS = (0, 1, 2)
 SIZE = 24

@@ -23,7 +23,7 @@ import itertools
 from make_golden import inputs
 
 from adam_np import AdamConfig, AdamState, update
-from adam_np.oracle import adam_step, ulp_errors
+from adam_np.verify.oracle import adam_step, ulp_errors
 
 BINS = (0.5, 1.0, 2.0, 4.0)
 

@@ -1,22 +1,22 @@
 """Checkpoints of a whole training run, so that an interrupted run resumes bit for bit.
 
-A run of :func:`adam_np.train.run_train` is fully described by its :class:`~adam_np.train.TrainState`
+A run of :func:`adam_np.book.train.run_train` is fully described by its :class:`~adam_np.book.train.TrainState`
 (parameters, optimizer state, the one data-order generator, the epoch's order and the position in
 it, the loss history) plus the settings it was started with. :func:`save_run` writes all of it
 with :func:`adam_np.checkpoint.write_atomic` (checksummed ``.npz``, ``allow_pickle=False``,
 temp file + fsync + ``os.replace``); :func:`load_run` reads it back after checking that the
 settings, the data and the optimizer state's layout match the run being resumed.
 
-Any rule of :mod:`adam_np.chapter7` works: the optimizer state is an :class:`adam_np.AdamState`,
+Any rule of :mod:`adam_np.book.chapter7` works: the optimizer state is an :class:`adam_np.AdamState`,
 a stateful :class:`adam_np.Adam` (``AdamRule(in_place=True)``) or a
-:class:`~adam_np.chapter7.SlotState`.
+:class:`~adam_np.book.chapter7.SlotState`.
 
 Examples
 --------
 >>> import os, tempfile
->>> from adam_np.chapter7 import AdamRule
->>> from adam_np.data import make_synthetic
->>> from adam_np.train import init_train, run_train
+>>> from adam_np.book.chapter7 import AdamRule
+>>> from adam_np.book.data import make_synthetic
+>>> from adam_np.book.train import init_train, run_train
 >>> X, y, _, _ = make_synthetic(n=50, d=2)
 >>> rule, path = AdamRule(), os.path.join(tempfile.mkdtemp(), "run.npz")
 >>> full = run_train(init_train(rule, X, y, seed=1), rule, X, y, num_epochs=2)
@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from . import adam as _adam
-from ._xp import array_namespace, to_numpy
-from .checkpoint import CheckpointError, read_verified, write_atomic
+from ..checkpoint import CheckpointError, read_verified, write_atomic
+from ..core import adam as _adam
+from ..core._xp import array_namespace, to_numpy
 from .train import TrainState
 
 __all__ = ["FORMAT_VERSION", "data_fingerprint", "load_run", "save_run"]
@@ -75,8 +75,8 @@ def data_fingerprint(features: Any, labels: Any) -> str:
 
 def _opt_state_parts(opt_state: Any) -> tuple[dict, dict]:
     """Split an optimizer state into JSON metadata and named arrays."""
+    from ..optimizer import Adam
     from .chapter7 import SlotState
-    from .optimizer import Adam
 
     if isinstance(opt_state, Adam):
         meta, arrays = _opt_state_parts(opt_state.state)
@@ -106,7 +106,7 @@ def save_run(path: Any, state: TrainState, optimizer: Any, features: Any, labels
     path : str or os.PathLike
         Destination ``.npz``; replaced atomically.
     state : TrainState
-        The run, e.g. from inside an ``on_step`` callback of :func:`adam_np.train.run_train`.
+        The run, e.g. from inside an ``on_step`` callback of :func:`adam_np.book.train.run_train`.
     optimizer : rule
         The rule driving the run (its name and hyper-parameters are recorded).
     features, labels : array
@@ -169,7 +169,7 @@ def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings:
     Returns
     -------
     TrainState
-        Ready for :func:`adam_np.train.run_train`, which then continues bit for bit.
+        Ready for :func:`adam_np.book.train.run_train`, which then continues bit for bit.
 
     Raises
     ------

@@ -51,9 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from . import adam as _adam
-from ._xp import backend_name
-from .optimizer import Adam
+from ..core import adam as _adam
+from ..core._xp import backend_name
+from ..optimizer import Adam
 
 __all__ = ["from_torch_state_dict", "to_torch_state_dict"]
 

@@ -1,6 +1,6 @@
 r"""The optimizers of D2L chapter 7 as update rules on any ``xp``, with the book's hyper-parameters.
 
-Every rule has the same small interface, so :func:`adam_np.train.train_ch7` drives any of them:
+Every rule has the same small interface, so :func:`adam_np.book.train.train_ch7` drives any of them:
 
 ``rule.init(params) -> state`` and ``rule.update(grads, state, params) -> (new_params, new_state)``,
 
@@ -28,8 +28,8 @@ import operator
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
-from . import adam as _adam
-from ._xp import array_namespace, is_real_floating
+from ..core import adam as _adam
+from ..core._xp import array_namespace, is_real_floating
 
 __all__ = [
     "OPTIMIZERS",
@@ -410,7 +410,7 @@ class AdamRule:
         AdamState or adam_np.Adam
         """
         if self.in_place:
-            from .optimizer import Adam
+            from ..optimizer import Adam
 
             return Adam(list(params), config=self.config)
         return _adam.init(list(params), self.config)

@@ -1,4 +1,4 @@
-r"""Adam's variants as rules on the one core of :mod:`adam_np.adam`, and their config constructors.
+r"""Adam's variants as rules on the one core of :mod:`adam_np.core.adam`, and their config constructors.
 
 Each variant is an :class:`~adam_np.AdamConfig` whose ``variant`` (and a few option fields) selects
 one of the small pieces that :func:`adam_np.update` assembles; nothing here copies the update.

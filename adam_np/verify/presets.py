@@ -27,7 +27,7 @@ How much the conventions differ in float32 (measured): see docs/presets.md.
 
 Examples
 --------
->>> from adam_np import presets
+>>> from adam_np.verify import presets
 >>> presets.torch("radam").eps_mode, presets.optax("radam").eps_mode
 ('hat', 'outside')
 >>> presets.keras().eps
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .adam import AdamConfig
+from ..core.adam import AdamConfig
 
 __all__ = ["FRAMEWORKS", "d2l", "keras", "optax", "supported", "torch"]
 

@@ -57,7 +57,7 @@ def _rng_arrays(n: int, dtype: str, seed: int = 0) -> list[np.ndarray]:
 
 def _adam_np(backend: str, nonfinite: str = "propagate", threads: int | None = None, fold: bool = False) -> Callable:
     def make(buffers: list[np.ndarray]):
-        from .optimizer import Adam
+        from ..optimizer import Adam
 
         p, g, v, s = buffers
         opt = Adam([p], backend=backend, nonfinite=nonfinite, fold_bias_correction=fold)
@@ -85,7 +85,7 @@ def _adam_np(backend: str, nonfinite: str = "propagate", threads: int | None = N
 
 
 def _thread_setter(backend: str) -> Callable[[int], int]:
-    from .kernels import get_kernel
+    from ..kernels import get_kernel
 
     return get_kernel(backend).set_num_threads
 
@@ -110,7 +110,7 @@ def _naive_numpy(buffers: list[np.ndarray]):
 
 def _roof(buffers: list[np.ndarray]):
     if _have["numba"]:
-        from .kernels.numba_kernel import stream_roof
+        from ..kernels.numba_kernel import stream_roof
 
         return (lambda: stream_roof(*buffers)), "tracemalloc"
     p, g, v, s = buffers
@@ -319,7 +319,7 @@ def book_model(repeats: int = 7, min_time: float = 0.05, log: Callable[[str], An
     >>> "adam_np[numpy] Adam([w, b])" in [r["method"] for r in rows]
     True
     """
-    from .optimizer import Adam
+    from ..optimizer import Adam
 
     rng = np.random.default_rng(0)
     w0, b0 = rng.standard_normal((5, 1)), rng.standard_normal(1)

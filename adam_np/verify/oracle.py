@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .adam import AdamConfig, _check_step, bias_corrections
+from ..core.adam import AdamConfig, _check_step, bias_corrections
 
 __all__ = ["DIGITS", "OracleStep", "adam_step", "ulp_errors"]
 
@@ -70,7 +70,7 @@ def _mp():
     try:
         import mpmath
     except ImportError as exc:  # pragma: no cover - mpmath is in the test extra
-        raise ImportError("adam_np.oracle needs mpmath: pip install mpmath") from exc
+        raise ImportError("adam_np.verify.oracle needs mpmath: pip install mpmath") from exc
     return mpmath
 
 

@@ -1,6 +1,6 @@
 r"""The figures of D2L 7.8, saved as PNG without a display (matplotlib's Agg canvas, imported lazily).
 
-* :func:`plot_loss` — loss against epochs of one or more :class:`adam_np.train.TrainResult` (the book's figure);
+* :func:`plot_loss` — loss against epochs of one or more :class:`adam_np.book.train.TrainResult` (the book's figure);
 * :func:`plot_weights` — the weights :math:`(1-\beta_1)\beta_1^{t-i}` that :math:`v_t` puts on past gradients
   (summing to :math:`1-\beta_1^t`) and, after bias correction, on :math:`\hat v_t` (summing to 1);
 * :func:`plot_trajectories` — 2-D paths of the chapter's optimizers on
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .adam import AdamConfig, bias_corrections
+from ..core.adam import AdamConfig, bias_corrections
 from .chapter7 import SGD, AdaDelta, AdaGrad, AdamRule, Momentum, RMSProp
 
 __all__ = [
@@ -78,9 +78,9 @@ def plot_loss(results: Any, path: str | os.PathLike, *, title: str | None = None
     Examples
     --------
     >>> import tempfile, os
-    >>> from adam_np.chapter7 import AdamRule
-    >>> from adam_np.data import make_synthetic
-    >>> from adam_np.train import train_ch7
+    >>> from adam_np.book.chapter7 import AdamRule
+    >>> from adam_np.book.data import make_synthetic
+    >>> from adam_np.book.train import train_ch7
     >>> X, y, _, _ = make_synthetic(n=100)
     >>> result = train_ch7(AdamRule(), X, y, seed=0)
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -293,7 +293,7 @@ def make_figures(outdir: str | os.PathLike, features: Any, labels: Any, *, seed:
     ----------
     outdir : str or path-like
     features, labels : array
-        Training data (e.g. from :func:`adam_np.data.get_data_ch7`).
+        Training data (e.g. from :func:`adam_np.book.data.get_data_ch7`).
     seed : int, default 0
 
     Returns
@@ -303,7 +303,7 @@ def make_figures(outdir: str | os.PathLike, features: Any, labels: Any, *, seed:
     Examples
     --------
     >>> import tempfile
-    >>> from adam_np.data import make_synthetic
+    >>> from adam_np.book.data import make_synthetic
     >>> X, y, _, _ = make_synthetic(n=100)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     [p.name for p in make_figures(tmp, X, y)]

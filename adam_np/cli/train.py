@@ -125,8 +125,8 @@ def _check_output(parser: argparse.ArgumentParser, flag: str, path: str, *, is_d
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     """Features and labels as the flags ask, or a parser error (exit 2) naming the flag."""
-    from ._xp import namespace_for
-    from .data import AirfoilError, get_data_ch7, make_synthetic
+    from ..book.data import AirfoilError, get_data_ch7, make_synthetic
+    from ..core._xp import namespace_for
 
     parser = args._parser
     try:
@@ -147,7 +147,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _optimizer(args: argparse.Namespace) -> Any:
-    from .chapter7 import make_optimizer
+    from ..book.chapter7 import make_optimizer
 
     hyper = {k: getattr(args, k) for k in ("lr", "eps") if getattr(args, k) is not None}
     if args.optimizer == "adam":  # the CLI's arrays are writeable NumPy/CuPy: the in-place kernel path
@@ -185,8 +185,8 @@ def run_train(args: argparse.Namespace) -> int:
     -------
     int
     """
-    from .train import init_train, result_of
-    from .train import run_train as run_loop
+    from ..book.train import init_train, result_of
+    from ..book.train import run_train as run_loop
 
     parser = args._parser
     ckpt_path = args.checkpoint or args.resume
@@ -204,8 +204,8 @@ def run_train(args: argparse.Namespace) -> int:
     settings = {"data": args.data, "backend": args.backend, "seed": args.seed, "batch_size": args.batch_size,
                 "epochs": args.epochs}
     if args.resume is not None:
-        from .checkpoint import CheckpointError
-        from .resume import load_run
+        from ..book.resume import load_run
+        from ..checkpoint import CheckpointError
 
         try:
             state = load_run(args.resume, optimizer, features, labels, settings=settings)
@@ -221,7 +221,7 @@ def run_train(args: argparse.Namespace) -> int:
     steps = 0
 
     def save() -> None:
-        from .resume import save_run
+        from ..book.resume import save_run
 
         save_run(ckpt_path, state, optimizer, features, labels, settings=settings)
 
@@ -252,7 +252,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     result = result_of(state, optimizer, args.epochs)
     if args.plot:
-        from .plot import plot_loss
+        from ..book.plot import plot_loss
 
         plot_loss(result, args.plot, title=f"{args.data}, {optimizer.name}")
     if args.json:
@@ -276,7 +276,7 @@ def run_plot(args: argparse.Namespace) -> int:
     -------
     int
     """
-    from .plot import make_figures
+    from ..book.plot import make_figures
 
     _check_output(args._parser, "--out", args.out, is_dir=True, make_parents=True)
     features, labels = _load(args)

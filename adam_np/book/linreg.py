@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._xp import array_namespace
+from ..core._xp import array_namespace
 
 __all__ = ["grad_squared_loss", "linreg", "squared_loss"]
 

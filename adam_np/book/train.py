@@ -1,4 +1,4 @@
-r"""The D2L chapter-7 training loop (``train_ch7``) for any rule of :mod:`adam_np.chapter7`.
+r"""The D2L chapter-7 training loop (``train_ch7``) for any rule of :mod:`adam_np.book.chapter7`.
 
 A linear model :math:`\hat y = Xw + b` starts from :math:`w \sim \mathcal N(0, 0.01^2)` of shape (d, 1)
 and :math:`b = 0`; each epoch visits the examples in a fresh random order in mini-batches; the loss
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._xp import array_namespace, to_numpy
+from ..core._xp import array_namespace, to_numpy
 from .linreg import _grad_squared_loss, _linreg, _squared_loss
 
 __all__ = ["TrainResult", "TrainState", "init_train", "result_of", "run_train", "train_ch7"]
@@ -56,8 +56,8 @@ class TrainState:
 
     Examples
     --------
-    >>> from adam_np.chapter7 import SGD
-    >>> from adam_np.data import make_synthetic
+    >>> from adam_np.book.chapter7 import SGD
+    >>> from adam_np.book.data import make_synthetic
     >>> X, y, _, _ = make_synthetic(n=30, d=2)
     >>> state = init_train(SGD(), X, y, seed=0)
     >>> state = run_train(state, SGD(), X, y, on_step=lambda s: s.batch == 2)   # stop mid-epoch
@@ -98,8 +98,8 @@ class TrainResult:
 
     Examples
     --------
-    >>> from adam_np.chapter7 import SGD
-    >>> from adam_np.data import make_synthetic
+    >>> from adam_np.book.chapter7 import SGD
+    >>> from adam_np.book.data import make_synthetic
     >>> X, y, _, _ = make_synthetic(n=40, d=2)
     >>> r = train_ch7(SGD(), X, y, seed=0, eval_every=20)
     >>> r.optimizer, r.epochs, r.line().startswith("loss: ")
@@ -176,7 +176,7 @@ def init_train(optimizer: Any, features: Any, labels: Any, seed: int | None = No
     Parameters
     ----------
     optimizer : rule
-        Anything with ``init(params)`` and ``update(grads, state, params)`` (see :mod:`adam_np.chapter7`).
+        Anything with ``init(params)`` and ``update(grads, state, params)`` (see :mod:`adam_np.book.chapter7`).
     features : array, shape (n, d)
     labels : array, shape (n,)
     seed : int, optional
@@ -189,8 +189,8 @@ def init_train(optimizer: Any, features: Any, labels: Any, seed: int | None = No
 
     Examples
     --------
-    >>> from adam_np.chapter7 import SGD
-    >>> from adam_np.data import make_synthetic
+    >>> from adam_np.book.chapter7 import SGD
+    >>> from adam_np.book.data import make_synthetic
     >>> X, y, _, _ = make_synthetic(n=20, d=3)
     >>> state = init_train(SGD(), X, y, seed=0)
     >>> [tuple(p.shape) for p in state.params], state.epochs
@@ -215,7 +215,7 @@ def run_train(state: TrainState, optimizer: Any, features: Any, labels: Any, bat
     r"""Run (or continue) mini-batch training until ``num_epochs`` epochs are complete.
 
     Each step takes the next ``batch_size`` examples of the epoch's order (the last batch may be
-    smaller), computes :func:`adam_np.linreg.grad_squared_loss` by hand and applies
+    smaller), computes :func:`adam_np.book.linreg.grad_squared_loss` by hand and applies
     ``optimizer.update``. Whenever ``examples_seen`` passes a multiple of ``eval_every``, the loss
     over the whole set is appended to ``state.losses`` with x-coordinate ``examples_seen / n``
     (and once more at the end if the last step was not recorded).
@@ -244,8 +244,8 @@ def run_train(state: TrainState, optimizer: Any, features: Any, labels: Any, bat
 
     Examples
     --------
-    >>> from adam_np.chapter7 import SGD
-    >>> from adam_np.data import make_synthetic
+    >>> from adam_np.book.chapter7 import SGD
+    >>> from adam_np.book.data import make_synthetic
     >>> X, y, _, _ = make_synthetic(n=20, d=3)
     >>> state = init_train(SGD(), X, y, seed=0)
     >>> state = run_train(state, SGD(), X, y, batch_size=5, num_epochs=1, eval_every=10)
@@ -301,7 +301,7 @@ def train_ch7(optimizer: Any, features: Any, labels: Any, batch_size: int = 10, 
     Parameters
     ----------
     optimizer : rule
-        A rule of :mod:`adam_np.chapter7` (e.g. ``AdamRule()``, ``make_optimizer("rmsprop")``) or
+        A rule of :mod:`adam_np.book.chapter7` (e.g. ``AdamRule()``, ``make_optimizer("rmsprop")``) or
         anything with the same ``init`` / ``update``.
     features : array, shape (n, d)
         Any array-API library (NumPy, CuPy, torch, ``array_api_strict``); the computation stays on it.
@@ -321,8 +321,8 @@ def train_ch7(optimizer: Any, features: Any, labels: Any, batch_size: int = 10, 
 
     Examples
     --------
-    >>> from adam_np.chapter7 import AdamRule
-    >>> from adam_np.data import make_synthetic
+    >>> from adam_np.book.chapter7 import AdamRule
+    >>> from adam_np.book.data import make_synthetic
     >>> X, y, w_true, b_true = make_synthetic(noise=0.1)
     >>> result = train_ch7(AdamRule(), X, y, seed=0)
     >>> result.examples_seen, len(result.losses), result.epochs[-1]
@@ -351,8 +351,8 @@ def result_of(state: TrainState, optimizer: Any, num_epochs: int) -> TrainResult
 
     Examples
     --------
-    >>> from adam_np.chapter7 import SGD
-    >>> from adam_np.data import make_synthetic
+    >>> from adam_np.book.chapter7 import SGD
+    >>> from adam_np.book.data import make_synthetic
     >>> X, y, _, _ = make_synthetic(n=20, d=3)
     >>> result_of(init_train(SGD(), X, y, seed=0), SGD(), 1).examples_seen
     0

@@ -4,7 +4,7 @@ The problem: parameters :math:`x_0 \\sim N(0, 1)` of size ``n`` and a fixed sequ
 whose scales span five orders of magnitude per coordinate (a drift plus noise), so every
 coordinate of every run sees the same gradients whatever its trajectory. Each framework runs
 its own optimizer with its own defaults except the learning rate; adam_np runs the matching
-preset of :mod:`adam_np.presets`. Reported per step window: the largest absolute difference of
+preset of :mod:`adam_np.verify.presets`. Reported per step window: the largest absolute difference of
 the parameters, the normwise relative difference max|Δx|/max|x_ref|, the largest distance in
 units in the last place, and pass/fail against the tolerance (1e-12 normwise in float64).
 A framework that is not installed is reported as ``missing``, never as passing.
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.adam import init, update
 from . import presets
-from .adam import init, update
 
 __all__ = ["FRAMEWORKS", "TOLERANCES", "Row", "crosscheck", "format_table", "preset_differences", "problem",
            "run_adam_np", "run_optax", "run_torch", "ulp_distance"]

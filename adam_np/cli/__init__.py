@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
+from .. import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_bench(subparsers) -> None:
     """``adam-np bench``: time one Adam step against torch, optax, naive NumPy and the memory roof."""
-    from . import bench
+    from ..verify import bench
 
     parser = subparsers.add_parser("bench", help="benchmark one Adam step (kernels vs torch/optax/NumPy)",
                                    description=bench.__doc__.splitlines()[0])
@@ -53,13 +53,13 @@ _COMMANDS: list = [_add_bench]
 
 
 def _add_train(subparsers: Any) -> None:
-    from ._cli_train import add_train
+    from .train import add_train
 
     add_train(subparsers)
 
 
 def _add_plot(subparsers: Any) -> None:
-    from ._cli_train import add_plot
+    from .train import add_plot
 
     add_plot(subparsers)
 
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _add_crosscheck(subparsers) -> None:
     """``adam-np crosscheck``: compare the presets with the installed frameworks."""
-    from .crosscheck import FRAMEWORKS, TOLERANCES
+    from ..verify.crosscheck import FRAMEWORKS, TOLERANCES
 
     variants = sorted({v for vs in FRAMEWORKS.values() for v in vs})
     p = subparsers.add_parser(
@@ -118,7 +118,7 @@ def _add_crosscheck(subparsers) -> None:
 
 
 def _run_crosscheck(args: argparse.Namespace) -> int:
-    from .crosscheck import FRAMEWORKS, crosscheck, format_table
+    from ..verify.crosscheck import FRAMEWORKS, crosscheck, format_table
 
     against = list(FRAMEWORKS) if args.against == "all" else [args.against]
     try:

@@ -18,10 +18,10 @@ One leaf update is assembled from small named pieces, each chosen by the config:
 gradient preprocessing (``_preprocess``: ``maximize``, L2 or decoupled weight decay),
 first moment (``_first_moment``), second-moment rule (``_second_moment``: EMA of
 :math:`g^2`, AdaMax's infinity norm, Yogi's additive rule), AMSGrad's running maximum
-(:func:`adam_np.variants.amsgrad_max`), numerator (``_numerator``: :math:`\hat v`, or NAdam's
+(:func:`adam_np.core.variants.amsgrad_max`), numerator (``_numerator``: :math:`\hat v`, or NAdam's
 Nesterov combination), denominator with the ε placement (``_denominator``), the per-step
 scalars with RAdam's rectification (``_step_scalars``) and the final ``_apply``. The variant
-rules live in :mod:`adam_np.variants` and are chosen by :class:`AdamConfig` fields
+rules live in :mod:`adam_np.core.variants` and are chosen by :class:`AdamConfig` fields
 (``variant``, ``weight_decay_mode``...); for a plain config (:attr:`AdamConfig.is_plain_adam`)
 the path performs exactly the operations of Algorithm 1 it always did.
 """
@@ -135,7 +135,7 @@ class AdamConfig:
         the whole step (the step counter does not advance, ``state.skipped`` counts it); or
         compute with it as torch does.
     variant : {"adam", "amsgrad", "adamax", "nadam", "radam", "yogi"}, default "adam"
-        The update rule (see :mod:`adam_np.variants` for each one's math and constructor).
+        The update rule (see :mod:`adam_np.core.variants` for each one's math and constructor).
     weight_decay_mode : {"l2", "decoupled", "decoupled_add"}, default "l2"
         ``"l2"``: :math:`g \leftarrow g + \lambda x`; ``"decoupled"`` (AdamW):
         :math:`x \leftarrow (1 - \eta_t\lambda)\,x` before the moments, as torch ``AdamW`` does;
@@ -165,7 +165,7 @@ class AdamConfig:
         :math:`\alpha_t v/\sqrt{s + \epsilon(1-\beta_2^t)}` (``"root"``), :math:`\alpha_t` as for ``"hat"``.
         The same update in exact arithmetic, one division and one square root per element instead
         of three divisions; it differs from the default by rounding only (a few ulp of the step, see
-        :mod:`adam_np.oracle`). ``"hat"`` is folded by definition.
+        :mod:`adam_np.verify.oracle`). ``"hat"`` is folded by definition.
 
     Raises
     ------
@@ -743,7 +743,7 @@ def _first_moment(v: Any, g: Any, beta1: float) -> Any:
 
 def _second_moment(s: Any, g: Any, config: AdamConfig, *, xp: Any) -> Any:
     r"""The second-moment rule: :math:`s_t = \beta_2 s_{t-1} + (1-\beta_2) g_t^2` (Adam), AdaMax's
-    infinity norm or Yogi's additive rule (:mod:`adam_np.variants`)."""
+    infinity norm or Yogi's additive rule (:mod:`adam_np.core.variants`)."""
     if config.variant == "adamax":
         return _rules.adamax_norm(s, g, config.beta2, config.eps if config.eps_mode == "root" else 0.0, xp=xp)
     if config.variant == "yogi":
