@@ -37,27 +37,20 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
-import zipfile
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._npz import CheckpointError, read_verified, write_atomic
 from .core._xp import to_numpy
-from .optimizer import Adam
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "load", "read", "read_verified", "save",
            "write_atomic"]
 
 FORMAT_VERSION = 1
 _FORMAT_NAME = "adam_np.checkpoint"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used: unreadable, corrupt, truncated, wrong version or mismatched."""
 
 
 class Checkpoint(NamedTuple):
@@ -98,72 +91,7 @@ class Checkpoint(NamedTuple):
     mu_product: float = 1.0
 
 
-def _checksum(arrays: dict, meta: bytes) -> str:
-    h = hashlib.sha256()
-    for key in sorted(arrays):
-        a = np.ascontiguousarray(arrays[key])
-        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    h.update(b"meta|")
-    h.update(meta)
-    return h.hexdigest()
-
-
-def write_atomic(path: Any, arrays: dict, meta: dict) -> None:
-    """Write ``arrays`` and JSON ``meta`` as one checksummed ``.npz``, atomically.
-
-    The file is written to a temporary file in the same directory, flushed, fsynced, renamed over
-    ``path`` with :func:`os.replace`, and the directory is fsynced: a process killed at any moment
-    leaves either the old or the new file at ``path``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    arrays : dict of str to numpy.ndarray
-    meta : dict
-        JSON-serializable; should name a ``format`` and ``version`` for :func:`read_verified`.
-
-    Examples
-    --------
-    See :func:`read_verified`.
-    """
-    path = os.fspath(path)
-    meta_bytes = json.dumps(meta).encode("utf-8")
-    digest = _checksum(arrays, meta_bytes)
-    members = dict(arrays)
-    members["meta"] = np.frombuffer(meta_bytes, dtype=np.uint8)
-    members["sha256"] = np.frombuffer(digest.encode("ascii"), dtype=np.uint8)
-    directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **members)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds (Windows)
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:  # pragma: no cover - file systems that refuse fsync on directories
-        pass
-    finally:
-        os.close(dfd)
-
-
-def save(path: Any, optimizer: Adam, *, rng: np.random.Generator | None = None, extra: dict | None = None) -> None:
+def save(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None, extra: dict | None = None) -> None:
     """Write a checkpoint of ``optimizer`` (its parameters and state), ``rng`` and ``extra`` atomically.
 
     Parameters
@@ -192,8 +120,7 @@ def save(path: Any, optimizer: Adam, *, rng: np.random.Generator | None = None, 
     --------
     See the module docstring.
     """
-    if not isinstance(optimizer, Adam):
-        raise TypeError(f"optimizer must be an adam_np.Adam, got {type(optimizer).__name__}")
+    _check_optimizer(optimizer)
     path = os.fspath(path)
     rng_state = _rng_state(rng)
     extra = {} if extra is None else extra
@@ -231,81 +158,19 @@ def save(path: Any, optimizer: Adam, *, rng: np.random.Generator | None = None, 
     write_atomic(path, arrays, meta)
 
 
+def _check_optimizer(optimizer: Any) -> None:
+    """``optimizer`` must be an :class:`adam_np.Adam` (checked by its interface: this module sits below
+    :mod:`adam_np.optimizer`, which imports it for :meth:`~adam_np.Adam.save` and :meth:`~adam_np.Adam.load`)."""
+    if not all(hasattr(optimizer, a) for a in ("params", "state", "config", "state_dict", "load_state_dict")):
+        raise TypeError(f"optimizer must be an adam_np.Adam, got {type(optimizer).__name__}")
+
+
 def _rng_state(rng: Any) -> dict | None:
     if rng is None:
         return None
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     return rng.bit_generator.state
-
-
-def read_verified(path: Any, format_name: str, version: int) -> tuple[dict, dict]:
-    """Read an ``.npz`` written by :func:`write_atomic`, check its sha256, format name and version.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    format_name : str
-        The ``meta["format"]`` the file must declare.
-    version : int
-        The ``meta["version"]`` it must declare.
-
-    Returns
-    -------
-    members : dict of str to numpy.ndarray
-        The arrays (without ``meta`` and ``sha256``).
-    meta : dict
-        The JSON metadata.
-
-    Raises
-    ------
-    CheckpointError
-        On a missing, unreadable, truncated or corrupt file, or another format or version.
-
-    Examples
-    --------
-    >>> import os, tempfile, numpy as np
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.npz")
-    >>> write_atomic(path, {"a": np.arange(3)}, {"format": "demo", "version": 1})
-    >>> members, meta = read_verified(path, "demo", 1)
-    >>> members["a"], meta["format"]
-    (array([0, 1, 2]), 'demo')
-    """
-    path = os.fspath(path)
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not hasattr(z, "files"):
-            raise CheckpointError(f"checkpoint {path!r} is a .npy array, not an .npz checkpoint")
-        with z:
-            members = {k: z[k] for k in z.files}
-    except CheckpointError:
-        raise
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path!r} does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path!r} is not a readable .npz file (truncated or corrupt): {type(exc).__name__}: {exc}"
-        ) from None
-    if not all(isinstance(a, np.ndarray) for a in members.values()):  # NpzFile hands non-.npy members as bytes
-        raise CheckpointError(f"checkpoint {path!r} has members that are not .npy arrays: the file is corrupt")
-    if "meta" not in members or "sha256" not in members:
-        raise CheckpointError(f"checkpoint {path!r} has no 'meta'/'sha256' members: not an adam_np checkpoint")
-    meta_bytes = members.pop("meta").tobytes()
-    digest = members.pop("sha256").tobytes().decode("ascii", errors="replace")
-    if _checksum(members, meta_bytes) != digest:
-        raise CheckpointError(f"checkpoint {path!r} fails its sha256 check: the file is corrupt")
-    try:
-        meta = json.loads(meta_bytes.decode("utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise CheckpointError(f"checkpoint {path!r} has unreadable metadata: {exc}") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint {path!r} has metadata that is not a JSON object")
-    if meta.get("format") != format_name or meta.get("version") != version:
-        raise CheckpointError(
-            f"checkpoint {path!r} has format {meta.get('format')!r} version {meta.get('version')!r}, "
-            f"expected {format_name!r} version {version}"
-        )
-    return members, meta
 
 
 def read(path: Any) -> Checkpoint:
@@ -370,7 +235,7 @@ def read(path: Any) -> Checkpoint:
     )
 
 
-def load(path: Any, optimizer: Adam, *, rng: np.random.Generator | None = None) -> Checkpoint:
+def load(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None) -> Checkpoint:
     """Restore ``optimizer`` (state and parameters, in place) and ``rng`` from a checkpoint.
 
     Everything is read and checked first; only then are the optimizer, its parameters and
@@ -403,8 +268,7 @@ def load(path: Any, optimizer: Adam, *, rng: np.random.Generator | None = None) 
     --------
     See the module docstring.
     """
-    if not isinstance(optimizer, Adam):
-        raise TypeError(f"optimizer must be an adam_np.Adam, got {type(optimizer).__name__}")
+    _check_optimizer(optimizer)
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     ck = read(path)

@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from . import checkpoint
 from .core import adam as _adam
 from .core._xp import array_namespace, backend_name, not_writeable_reason
+from .core.config import FORMAT1_FIELDS
 from .kernels import resolve_backend
 from .kernels._inplace import InPlaceStep
 
@@ -320,10 +322,10 @@ class Adam:
         cfg = state_dict["config"]
         if not isinstance(cfg, dict):
             raise TypeError(f"state_dict['config'] must be a dict, got {type(cfg).__name__}")
-        unknown = set(cfg) - set(_adam.AdamConfig.__dataclass_fields__)
+        unknown = set(cfg) - set(_adam.AdamConfig.__dataclass_fields__) - FORMAT1_FIELDS
         if unknown:
             raise ValueError(f"state_dict['config'] has unknown fields {sorted(map(str, unknown))}")
-        config = _adam.AdamConfig(**cfg)
+        config = _adam.AdamConfig.from_dict(cfg)
         step = _adam._check_step(state_dict["step"], "state_dict['step']", limit=_adam.INT64_MAX - 1)
         skipped = _adam._check_step(state_dict.get("skipped", 0), "state_dict['skipped']")
         lists = {}
@@ -335,8 +337,8 @@ class Adam:
                 raise TypeError(f"state_dict[{key!r}] must be a list of arrays, got {type(value).__name__}")
             else:
                 lists[key] = list(value)
-        if lists["s_max"] is not None and config.variant != "amsgrad":
-            raise ValueError(f"state_dict['s_max'] is only for variant='amsgrad', got variant={config.variant!r}")
+        if lists["s_max"] is not None and config.variant_name != "amsgrad":
+            raise ValueError(f"state_dict['s_max'] is only for variant='amsgrad', got variant={config.variant_name!r}")
         mu_product = _adam._real("state_dict['mu_product']", state_dict.get("mu_product", 1.0))
         state = _adam.AdamState(step, lists["v"], lists["s"], skipped, master=lists["master"],
                                 s_max=lists["s_max"], mu_product=mu_product)
@@ -383,8 +385,6 @@ class Adam:
         >>> other = Adam([np.ones(2)]); _ = other.load(path); other.state.step
         1
         """
-        from . import checkpoint
-
         checkpoint.save(path, self, **kwargs)
 
     def load(self, path: Any, **kwargs: Any) -> Any:
@@ -404,8 +404,6 @@ class Adam:
         adam_np.checkpoint.Checkpoint
             What was read (step, rng state, extra metadata).
         """
-        from . import checkpoint
-
         return checkpoint.load(path, self, **kwargs)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from ..core import adam as _adam
+from ..core._checks import _check_lr, _real
 from ..core._xp import array_namespace, is_real_floating
 
 __all__ = [
@@ -66,18 +67,18 @@ class SlotState(NamedTuple):
 
 
 def _positive(name: str, value: Any) -> float:
-    return _adam._check_lr(value, name=name)
+    return _check_lr(value, name=name)
 
 
 def _nonneg(name: str, value: Any) -> float:
-    value = _adam._real(name, value)
+    value = _real(name, value)
     if not value >= 0.0:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
     return value
 
 
 def _decay(name: str, value: Any) -> float:
-    value = _adam._real(name, value)
+    value = _real(name, value)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     return value

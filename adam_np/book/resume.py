@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import CheckpointError, read_verified, write_atomic
+from .._npz import CheckpointError, read_verified, write_atomic
 from ..core import adam as _adam
 from ..core._xp import array_namespace, to_numpy
 from .train import TrainState

@@ -49,7 +49,7 @@ def unsupported_fields(config: Any) -> list[str]:
         ``"type"`` if ``config`` is not exactly :class:`AdamConfig`, ``"is_plain_adam"`` if the
         config says it is not Algorithm 1, then every field whose value is outside
         :data:`KERNEL_FIELDS` or, for a field the kernels do not know (``variant``,
-        ``weight_decay_mode``, ``eps_root``, ``initial_accumulator``...), away from its default.
+        ``weight_decay_mode``, ``eps_root``...), away from its default.
 
     Examples
     --------

@@ -226,7 +226,8 @@ def to_torch_state_dict(optimizer: Adam) -> dict:
         raise ValueError(f"config.eps_mode is {config.eps_mode!r}: torch.optim.Adam only has 'outside'")
     if not config.is_plain_adam:
         setting = next(f"config.{name} is {value!r}" for name, value in (
-            ("variant", config.variant), ("weight_decay_mode", config.weight_decay_mode), ("eps_root", config.eps_root))
+            ("variant", config.variant_name), ("weight_decay_mode", config.weight_decay_mode),
+            ("eps_root", config.eps_root))
             if value != {"variant": "adam", "weight_decay_mode": "l2", "eps_root": 0.0}[name])
         raise ValueError(f"{setting}: torch.optim.Adam holds only plain Adam (variant 'adam', L2 weight_decay, "
                          "no eps_root); use the matching torch optimizer instead")

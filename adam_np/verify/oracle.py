@@ -107,9 +107,9 @@ def adam_step(x: Any, g: Any, v: Any, s: Any, step: int, config: AdamConfig, *, 
     ValueError
         For a variant the oracle does not model, or ``step < 1``.
     """
-    if config.variant != "adam" or config.eps_root:
-        raise ValueError(f"the oracle models plain Adam (variant='adam', eps_root=0), got variant={config.variant!r}"
-                         f" and eps_root={config.eps_root!r}")
+    if config.variant is not None or config.eps_root:
+        raise ValueError("the oracle models plain Adam (variant='adam', eps_root=0), got "
+                         f"variant={config.variant_name!r} and eps_root={config.eps_root!r}")
     step = _check_step(step, "step")
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step!r}")

@@ -32,46 +32,46 @@ Examples
 ('hat', 'outside')
 >>> presets.keras().eps
 1e-07
->>> presets.optax("yogi").initial_accumulator
-1e-06
+>>> presets.optax("yogi").variant
+Yogi(initial_accumulator=1e-06)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..core.adam import AdamConfig
+from ..core.config import AdamConfig
+from ..core.rules import AdaMax, AMSGrad, NAdam, RAdam, Yogi
 
 __all__ = ["FRAMEWORKS", "d2l", "keras", "optax", "supported", "torch"]
 
 _TORCH = {
-    "adam": {"variant": "adam"},
-    "amsgrad": {"variant": "amsgrad", "amsgrad_max": "raw"},
+    "adam": {"variant": None},
+    "amsgrad": {"variant": AMSGrad(max="raw")},
     "adamw": {"weight_decay": 1e-2, "weight_decay_mode": "decoupled"},
-    "adamax": {"variant": "adamax", "lr": 2e-3, "eps_mode": "root"},
-    "nadam": {"variant": "nadam", "lr": 2e-3, "nadam_schedule": "decay", "momentum_decay": 4e-3,
-              "mu_product_dtype": "float32"},
-    "radam": {"variant": "radam", "eps_mode": "hat"},
+    "adamax": {"variant": AdaMax(), "lr": 2e-3, "eps_mode": "root"},
+    "nadam": {"variant": NAdam(schedule="decay", momentum_decay=4e-3, mu_product_dtype="float32"), "lr": 2e-3},
+    "radam": {"variant": RAdam(), "eps_mode": "hat"},
 }
 _OPTAX = {
-    "adam": {"variant": "adam"},
-    "amsgrad": {"variant": "amsgrad", "amsgrad_max": "corrected"},
+    "adam": {"variant": None},
+    "amsgrad": {"variant": AMSGrad(max="corrected")},
     "adamw": {"weight_decay": 1e-4, "weight_decay_mode": "decoupled_add"},
-    "adamax": {"variant": "adamax", "eps_mode": "root"},
-    "nadam": {"variant": "nadam", "nadam_schedule": "constant"},
-    "radam": {"variant": "radam", "eps_mode": "outside"},
-    "yogi": {"variant": "yogi", "eps": 1e-3, "initial_accumulator": 1e-6},
+    "adamax": {"variant": AdaMax(), "eps_mode": "root"},
+    "nadam": {"variant": NAdam(schedule="constant")},
+    "radam": {"variant": RAdam(), "eps_mode": "outside"},
+    "yogi": {"variant": Yogi(initial_accumulator=1e-6), "eps": 1e-3},
 }
 _KERAS = {
-    "adam": {"variant": "adam", "eps": 1e-7, "eps_mode": "hat"},
-    "amsgrad": {"variant": "amsgrad", "amsgrad_max": "raw", "eps": 1e-7, "eps_mode": "hat"},
+    "adam": {"variant": None, "eps": 1e-7, "eps_mode": "hat"},
+    "amsgrad": {"variant": AMSGrad(max="raw"), "eps": 1e-7, "eps_mode": "hat"},
     "adamw": {"eps": 1e-7, "eps_mode": "hat", "weight_decay": 4e-3, "weight_decay_mode": "decoupled"},
-    "adamax": {"variant": "adamax", "eps": 1e-7, "eps_mode": "outside"},
-    "nadam": {"variant": "nadam", "eps": 1e-7, "nadam_schedule": "decay", "momentum_decay": 1.0},
+    "adamax": {"variant": AdaMax(), "eps": 1e-7, "eps_mode": "outside"},
+    "nadam": {"variant": NAdam(schedule="decay", momentum_decay=1.0), "eps": 1e-7},
 }
 _D2L = {
-    "adam": {"variant": "adam", "lr": 0.01, "eps": 1e-6},
-    "yogi": {"variant": "yogi", "lr": 0.01, "eps": 1e-3},
+    "adam": {"variant": None, "lr": 0.01, "eps": 1e-6},
+    "yogi": {"variant": Yogi(), "lr": 0.01, "eps": 1e-3},
 }
 
 FRAMEWORKS = {"torch": _TORCH, "optax": _OPTAX, "keras": _KERAS, "d2l": _D2L}
@@ -128,7 +128,7 @@ def torch(variant: str = "adam", **options: Any) -> AdamConfig:
 
     Examples
     --------
-    >>> c = torch("nadam"); c.lr, c.mu_product_dtype
+    >>> c = torch("nadam"); c.lr, c.variant.mu_product_dtype
     (0.002, 'float32')
     """
     return _preset("torch", variant, options)
@@ -154,8 +154,8 @@ def optax(variant: str = "adam", **options: Any) -> AdamConfig:
 
     Examples
     --------
-    >>> optax("amsgrad").amsgrad_max
-    'corrected'
+    >>> optax("amsgrad").variant
+    AMSGrad(max='corrected')
     """
     return _preset("optax", variant, options)
 
