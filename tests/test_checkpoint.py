@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from adam_np import Adam, AdamState, checkpoint
+from adam_np import Adam, AdamState, checkpoint, variants
 from adam_np.checkpoint import CheckpointError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -257,7 +257,7 @@ def test_sigkill_leaves_old_or_new_checkpoint(tmp_path):
     assert progressed > 0 and mid_write > 0  # the kills really hit both idle and writing moments
 
 
-@pytest.mark.parametrize("variant", [dict(variant="amsgrad"), dict(variant="nadam", mu_product_dtype="float32")])
+@pytest.mark.parametrize("variant", [dict(variant="amsgrad"), dict(variant=variants.NAdam(mu_product_dtype="float32"))])
 def test_variant_state_survives_state_dict_and_checkpoint(tmp_path, variant):
     # AMSGrad's s_max and NAdam's mu_product are state too: a resumed run must continue bit for bit.
     rng = np.random.default_rng(5)

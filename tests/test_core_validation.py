@@ -158,9 +158,9 @@ def test_eps_root_with_eps_hat_is_rejected():
 
 @pytest.mark.parametrize("field, value", [("momentum_decay", 1e-2), ("mu_product_dtype", "float32")])
 def test_nadam_constant_schedule_rejects_options_it_ignores(field, value):
-    with pytest.raises(ValueError, match=rf"{field}={value!r} has no effect with nadam_schedule='constant'"):
-        AdamConfig(variant="nadam", nadam_schedule="constant", **{field: value})
-    AdamConfig(variant="nadam", nadam_schedule="decay", **{field: value})  # used there
+    with pytest.raises(ValueError, match=rf"NAdam.{field}={value!r} has no effect with schedule='constant'"):
+        AdamConfig(variant=adam_np.variants.NAdam(schedule="constant", **{field: value}))
+    AdamConfig(variant=adam_np.variants.NAdam(schedule="decay", **{field: value}))  # used there
 
 
 def test_lr_schedule_with_wrong_signature_names_lr_and_changes_nothing():

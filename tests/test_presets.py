@@ -128,7 +128,7 @@ def test_every_preset_builds_and_overrides(framework):
         config = make(variant)
         assert isinstance(config, AdamConfig)
         assert make(variant, lr=0.5).lr == 0.5
-    assert make().variant == "adam"
+    assert make().variant is None
 
 
 def test_preset_errors():
@@ -144,8 +144,8 @@ def test_preset_defaults():
     assert presets.torch("adamw").weight_decay == 1e-2
     assert presets.optax("adamw").weight_decay == 1e-4 and presets.keras("adamw").weight_decay == 4e-3
     assert presets.torch("adamax").lr == 2e-3 and presets.torch("nadam").lr == 2e-3
-    assert presets.keras("nadam").momentum_decay == 1.0 and presets.optax("nadam").nadam_schedule == "constant"
-    assert presets.torch("amsgrad").amsgrad_max == "raw" and presets.optax("amsgrad").amsgrad_max == "corrected"
+    assert presets.keras("nadam").variant.momentum_decay == 1.0 and presets.optax("nadam").variant.schedule == "constant"
+    assert presets.torch("amsgrad").variant.max == "raw" and presets.optax("amsgrad").variant.max == "corrected"
 
 
 def test_worst_normwise_is_not_blind_to_nan():

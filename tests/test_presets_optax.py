@@ -46,7 +46,7 @@ CASES = {
                presets.optax("nadam", lr=1e-2, weight_decay=0.1, weight_decay_mode="decoupled_add")),
     "amsgrad_eps_root": (optax.amsgrad(1e-2, eps_root=1e-6), presets.optax("amsgrad", lr=1e-2, eps_root=1e-6)),
     "yogi_betas": (optax.yogi(1e-2, b1=0.8, b2=0.99), presets.optax("yogi", lr=1e-2, beta1=0.8, beta2=0.99)),
-    "radam_threshold": (optax.radam(1e-2, threshold=50.0), presets.optax("radam", lr=1e-2, radam_threshold=50.0)),
+    "radam_threshold": (optax.radam(1e-2, threshold=50.0), presets.optax("radam", lr=1e-2, threshold=50.0)),
     # optax calls the schedule with count = t - 1 (optax's own schedules compute in float32, so a plain one here)
     "adam_schedule": (optax.adam(lambda count: 1e-2 / (1.0 + 0.01 * count)),
                       presets.optax("adam", lr=lambda t: 1e-2 / (1.0 + 0.01 * (t - 1)))),

@@ -85,22 +85,20 @@ def test_is_plain_adam():
     [
         ({"variant": "adamw"}, "variant must be one of"),
         ({"weight_decay_mode": "coupled"}, "weight_decay_mode must be one of"),
-        ({"variant": "amsgrad", "amsgrad_max": "max"}, "amsgrad_max must be one of"),
-        ({"variant": "nadam", "nadam_schedule": "cosine"}, "nadam_schedule must be one of"),
-        ({"variant": "nadam", "mu_product_dtype": "float16"}, "mu_product_dtype must be one of"),
-        ({"variant": "nadam", "momentum_decay": -1e-3}, "momentum_decay must be >= 0, got -0.001"),
-        ({"variant": "radam", "radam_threshold": 3.0}, "radam_threshold must be >= 4"),
-        ({"variant": "yogi", "initial_accumulator": -1e-6}, "initial_accumulator must be >= 0, got -1e-06"),
+        ({"variant": {"name": "amsgrad", "max": "max"}}, "AMSGrad.max must be one of"),
+        ({"variant": {"name": "nadam", "schedule": "cosine"}}, "NAdam.schedule must be one of"),
+        ({"variant": {"name": "nadam", "mu_product_dtype": "float16"}}, "NAdam.mu_product_dtype must be one of"),
+        ({"variant": {"name": "nadam", "momentum_decay": -1e-3}}, "NAdam.momentum_decay must be >= 0, got -0.001"),
+        ({"variant": {"name": "radam", "threshold": 3.0}}, "RAdam.threshold must be >= 4"),
+        ({"variant": {"name": "yogi", "initial_accumulator": -1e-6}},
+         "Yogi.initial_accumulator must be >= 0, got -1e-06"),
         ({"eps_root": -1.0}, "eps_root must be >= 0, got -1.0"),
-        ({"variant": "adamax", "eps_mode": "hat"}, "eps_mode='hat' is not defined for variant='adamax'"),
-        ({"variant": "adamax", "eps": 0.0}, "eps must be > 0 for variant='adamax', got 0.0"),
-        ({"variant": "adamax", "eps_root": 1e-8}, "eps_root=1e-08 is not defined for variant='adamax'"),
-        ({"variant": "amsgrad", "amsgrad_max": "corrected", "eps_mode": "hat"}, "cannot be combined"),
-        ({"amsgrad_max": "corrected"}, "amsgrad_max='corrected' applies only to variant amsgrad"),
-        ({"variant": "radam", "momentum_decay": 0.1}, "momentum_decay=0.1 applies only to variant nadam"),
-        ({"variant": "adam", "radam_threshold": 6.0}, "radam_threshold=6.0 applies only to variant radam"),
+        ({"variant": "adamax", "eps_mode": "hat"}, "eps_mode='hat' is not defined for variant AdaMax"),
+        ({"variant": "adamax", "eps": 0.0}, "eps must be > 0 for variant AdaMax, got 0.0"),
+        ({"variant": "adamax", "eps_root": 1e-8}, "eps_root=1e-08 is not defined for variant AdaMax"),
+        ({"variant": {"name": "amsgrad", "max": "corrected"}, "eps_mode": "hat"}, "cannot be combined"),
         ({"variant": "amsgrad", "fold_bias_correction": True},
-         "fold_bias_correction=True applies only to variant adam, not variant='amsgrad'"),
+         "fold_bias_correction=True applies only to plain Adam, not variant=AMSGrad(max='raw')"),
         ({"eps_mode": "hat", "fold_bias_correction": True},
          "fold_bias_correction=True cannot be combined with eps_mode='hat' (folded by definition)"),
         ({"eps_root": 1e-8, "fold_bias_correction": True},
@@ -122,8 +120,32 @@ def test_bad_hyper_parameter_per_variant(make, field, value):
 
 
 def test_momentum_decay_type_error():
-    with pytest.raises(TypeError, match="momentum_decay must be a real number, got str"):
-        AdamConfig(variant="nadam", momentum_decay="0.004")
+    with pytest.raises(TypeError, match="NAdam.momentum_decay must be a real number, got str"):
+        variants.NAdam(momentum_decay="0.004")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"amsgrad_max": "corrected"}, "amsgrad_max='corrected' applies only to variant 'amsgrad', not variant='adam'"),
+    ({"variant": "radam", "momentum_decay": 0.1}, "momentum_decay=0.1 applies only to variant 'nadam'"),
+    ({"variant": "adam", "radam_threshold": 6.0}, "radam_threshold=6.0 applies only to variant 'radam'"),
+])
+def test_format1_option_of_another_variant_is_an_error(values, message):
+    with pytest.raises(ValueError, match=message):
+        AdamConfig.from_dict(values)
+
+
+def test_format1_options_move_into_their_variant():
+    """State dicts and checkpoints of format 1 stored variant options as config fields."""
+    old = {"lr": 0.1, "variant": "nadam", "amsgrad_max": "raw", "nadam_schedule": "decay", "momentum_decay": 0.01,
+           "mu_product_dtype": "float32", "radam_threshold": 5.0, "initial_accumulator": 0.0}
+    assert AdamConfig.from_dict(old) == variants.nadam(lr=0.1, momentum_decay=0.01, mu_product_dtype="float32")
+    assert AdamConfig.from_dict({"variant": "yogi", "initial_accumulator": 1e-6}).variant == variants.Yogi(1e-6)
+
+
+def test_variant_round_trips_through_to_dict():
+    for config in (variants.amsgrad(max="corrected"), variants.nadam(schedule="constant"), variants.radam(threshold=6.0),
+                   variants.yogi(), variants.adamax(), variants.adamw(), AdamConfig()):
+        assert AdamConfig.from_dict(config.to_dict()) == config
 
 
 def _snapshot(*arrays):
@@ -135,11 +157,11 @@ def _snapshot(*arrays):
 def test_failed_update_leaves_everything_untouched(config):
     x = np.array([1.0, -2.0, 3.0])
     state = init(x, config)
-    x, state = update(np.ones(3), state, x, config) if config.variant in ("amsgrad", "nadam") else (x, state)
-    if config.variant == "amsgrad":
+    x, state = update(np.ones(3), state, x, config) if config.variant_name in ("amsgrad", "nadam") else (x, state)
+    if config.variant_name == "amsgrad":
         bad = state._replace(s_max=np.zeros(2))
         match = r"state.s_max has shape \(2,\), expected \(3,\)"
-    elif config.variant == "nadam":
+    elif config.variant_name == "nadam":
         bad = state._replace(mu_product=1.5)
         match = r"state.mu_product must be in \[0, 1\], got 1.5"
     else:
@@ -180,7 +202,7 @@ def test_init_per_variant(xp):
     zero = init(x, variants.yogi(initial_accumulator=0.0))
     for m in (zero.v, zero.s):
         assert m.shape == x.shape and m.dtype == x.dtype and float(xp.max(xp.abs(m))) == 0.0
-    filled = init([x, x[:1]], AdamConfig(initial_accumulator=0.25))
+    filled = init([x, x[:1]], variants.yogi(initial_accumulator=0.25))
     for m in (*filled.v, *filled.s):
         assert m.dtype == x.dtype and float(xp.min(m)) == 0.25 == float(xp.max(m))
     assert [m.shape for m in filled.s] == [(2,), (1,)]
@@ -200,7 +222,7 @@ def test_variants_run_on_every_namespace(xp):
             x, state = update(xp.asarray([0.5, 3.0], dtype=xp.float64), state, x, config)
             ref, ref_state = update(np.asarray([0.5, 3.0]), ref_state, ref, config)
         got = np.asarray([float(x[0]), float(x[1])])
-        assert np.allclose(got, ref, rtol=1e-14, atol=0), config.variant
+        assert np.allclose(got, ref, rtol=1e-14, atol=0), config.variant_name
 
 
 def test_amsgrad_without_s_max_starts_from_zeros():
@@ -344,7 +366,7 @@ def test_yogi_s_stays_nonnegative(grads, s0, beta2):
 @given(st.integers(1, 50), st.floats(0.0, 0.99))
 def test_nadam_constant_schedule_is_optax_nesterov(step, beta1):
     config = variants.nadam(schedule="constant", beta1=beta1)
-    _, c_g, c_v = variants.nadam_coefficients(config, step, 1.0)
+    _, c_g, c_v = variants.nadam_coefficients(config.beta1, config.variant, step, 1.0)
     assert c_g == pytest.approx((1 - beta1) / (1 - beta1**step), rel=1e-15)
     assert c_v == pytest.approx(beta1 / (1 - beta1 ** (step + 1)), rel=1e-15)
 
@@ -355,7 +377,7 @@ def test_nadam_mu_product_float32_matches_torch_tensor():
     config = variants.nadam(mu_product_dtype="float32")
     product, ref = 1.0, torch.tensor(1.0, dtype=torch.float32)
     for t in range(1, 300):
-        product, _, _ = variants.nadam_coefficients(config, t, product)
+        product, _, _ = variants.nadam_coefficients(config.beta1, config.variant, t, product)
         ref *= variants.nadam_mu(0.9, t, 4e-3)
         assert product == ref.item(), t
 
@@ -378,5 +400,5 @@ def test_stateful_adam_carries_variant_state(make):
         ref, state = update(grads, state, ref, config)
     assert np.array_equal(w, ref[0]) and np.array_equal(b, ref[1])
     assert opt.state.mu_product == state.mu_product
-    if config.variant == "amsgrad":
+    if config.variant_name == "amsgrad":
         assert np.array_equal(opt.state.s_max[0], state.s_max[0])

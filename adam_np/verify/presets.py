@@ -3,7 +3,8 @@ r"""Framework presets: configs that reproduce torch, optax, Keras 3 and D2L arit
 ``presets.torch("nadam")`` is the :class:`~adam_np.AdamConfig` whose :func:`adam_np.update` follows
 ``torch.optim.NAdam``'s formulas with torch's defaults: where ε sits, where bias correction
 applies, default ε/λ/η, which AMSGrad maximum, NAdam's μ schedule and the float32 μ-product.
-Any :class:`~adam_np.AdamConfig` field passed as a keyword overrides the framework default.
+Any :class:`~adam_np.AdamConfig` field, or an option of the preset's variant (``momentum_decay`` of
+:class:`~adam_np.variants.NAdam`...), passed as a keyword overrides the framework default.
 In float64 each preset matches the framework to ≤ 1e-12 normwise relative error
 (max|Δx|/max|x_ref|) over 1000 random steps (``adam-np crosscheck``; tests/test_presets_*.py).
 
@@ -38,6 +39,7 @@ Yogi(initial_accumulator=1e-06)
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..core.config import AdamConfig
@@ -103,7 +105,12 @@ def _preset(framework: str, variant: str, options: dict) -> AdamConfig:
     table = FRAMEWORKS[framework]
     if variant not in table:
         raise ValueError(f"variant must be one of {tuple(table)} for {framework}, got {variant!r}")
-    return AdamConfig(**{**table[variant], **options})
+    fields = dict(table[variant])
+    rule = fields.get("variant")
+    own = {k: options.pop(k) for k in list(options) if rule is not None and k in rule.__dataclass_fields__}
+    if own:  # the variant's own options (e.g. torch("nadam", momentum_decay=0.02)) go into its options object
+        fields["variant"] = dataclasses.replace(rule, **own)
+    return AdamConfig(**{**fields, **options})
 
 
 def torch(variant: str = "adam", **options: Any) -> AdamConfig:
