@@ -144,7 +144,8 @@ def test_preset_defaults():
     assert presets.torch("adamw").weight_decay == 1e-2
     assert presets.optax("adamw").weight_decay == 1e-4 and presets.keras("adamw").weight_decay == 4e-3
     assert presets.torch("adamax").lr == 2e-3 and presets.torch("nadam").lr == 2e-3
-    assert presets.keras("nadam").variant.momentum_decay == 1.0 and presets.optax("nadam").variant.schedule == "constant"
+    assert presets.keras("nadam").variant.momentum_decay == 1.0
+    assert presets.optax("nadam").variant.schedule == "constant"
     assert presets.torch("amsgrad").variant.max == "raw" and presets.optax("amsgrad").variant.max == "corrected"
 
 

@@ -143,8 +143,8 @@ def test_format1_options_move_into_their_variant():
 
 
 def test_variant_round_trips_through_to_dict():
-    for config in (variants.amsgrad(max="corrected"), variants.nadam(schedule="constant"), variants.radam(threshold=6.0),
-                   variants.yogi(), variants.adamax(), variants.adamw(), AdamConfig()):
+    for config in (variants.amsgrad(max="corrected"), variants.nadam(schedule="constant"),
+                   variants.radam(threshold=6.0), variants.yogi(), variants.adamax(), variants.adamw(), AdamConfig()):
         assert AdamConfig.from_dict(config.to_dict()) == config
 
 
