@@ -131,13 +131,13 @@ def serve(monkeypatch):
     calls = []
 
     def install(archive: Path | None, error: Exception | None = None):
-        def fake_retrieve(url, known_hash, fname, path, progressbar):
+        def fake_retrieve(url, known_hash, fname, path, progressbar, processor=None):
             calls.append({"url": url, "fname": fname, "path": Path(path), "progressbar": progressbar})
             if error is not None:
                 raise error
             target = Path(path) / fname
             target.write_bytes(archive.read_bytes())
-            return str(target)
+            return str(target) if processor is None else processor(str(target), "download", None)
 
         monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
         return calls
@@ -169,6 +169,21 @@ def test_download_zip_without_member(no_env, serve, raw, tmp_path):
     with pytest.raises(D.AirfoilError, match="holds no airfoil_self_noise.dat"):
         D.load_airfoil(progressbar=False)
     assert list(no_env.iterdir()) == []
+
+
+def test_download_that_is_not_a_zip_caches_nothing(no_env, serve, raw, tmp_path):
+    page = tmp_path / "page.html"
+    page.write_bytes(b"<html>moved</html>")
+    serve(page)
+    with pytest.raises(D.AirfoilError, match="downloaded file is not a valid zip"):
+        D.load_airfoil(progressbar=False)
+    assert list(no_env.iterdir()) == []
+
+
+def test_download_finds_the_member_in_a_subfolder(no_env, serve, raw, tmp_path):
+    serve(_zip(tmp_path, raw, member="airfoil/airfoil_self_noise.dat"))
+    assert D.load_airfoil(progressbar=False).shape == (1503, 6)
+    assert sorted(p.name for p in no_env.iterdir()) == [D.AIRFOIL_FILENAME]
 
 
 def test_offline_error_says_where_to_put_the_file(no_env, serve):
