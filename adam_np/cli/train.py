@@ -1,4 +1,4 @@
-"""The ``adam-np train`` and ``adam-np plot`` sub-commands (registered by :mod:`adam_np.cli`)."""
+"""The ``adam-np train`` sub-command: D2L 7.8's experiment with any of the chapter's optimizers."""
 
 from __future__ import annotations
 
@@ -7,50 +7,18 @@ import json
 import math
 import os
 import sys
-import time
 from typing import Any
 
-__all__ = ["add_plot", "add_train", "run_plot", "run_train"]
+from ._common import add_data_args, check_output, load, nonneg_float, positive_float, positive_int
+
+__all__ = ["add", "run"]
 
 OPTIMIZER_NAMES = ("adam", "sgd", "momentum", "adagrad", "rmsprop", "adadelta")
 PROGRESS_DELAY_S = 2.0
 """The progress bar appears only once a run has lasted this long (tqdm's ``delay``)."""
 
 
-def _number(kind: type, low: float, strict: bool, what: str):
-    """An argparse ``type=`` that parses ``kind`` and checks ``value > low`` (or ``>=``)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        if value < low or (strict and value == low):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-_positive_float = _number(float, 0.0, True, "a number > 0")
-_nonneg_float = _number(float, 0.0, False, "a number >= 0")
-_positive_int = _number(int, 0, True, "an integer >= 1")
-_nonneg_int = _number(int, 0, False, "an integer >= 0")
-
-
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", choices=("synthetic", "airfoil"), default="synthetic",
-                   help="synthetic (offline default, 1500x5 with a known solution) or the UCI airfoil data "
-                        "(path from --data-path, $ADAM_NP_AIRFOIL, the cache, or a download)")
-    p.add_argument("--data-path", metavar="FILE", help="airfoil_self_noise.dat to use with --data airfoil")
-    p.add_argument("--seed", type=_nonneg_int, default=None, help="seed of the run's random generator (default: fresh)")
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array library (default numpy)")
-
-
-def add_train(subparsers: Any) -> None:
+def add(subparsers: Any) -> None:
     """Register ``adam-np train``.
 
     Parameters
@@ -61,89 +29,24 @@ def add_train(subparsers: Any) -> None:
         "train", help="run the D2L ch. 7.8 linear-regression experiment",
         description="Train D2L's linear regression with one of the chapter's optimizers and print "
                     "'loss: %%f, %%f sec per epoch' as the book does.")
-    _add_data_args(p)
+    add_data_args(p)
     p.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam", help="update rule (default adam)")
-    p.add_argument("--lr", type=_positive_float, help="learning rate (default: the book's for the optimizer)")
-    p.add_argument("--eps", type=_nonneg_float, help="epsilon (default: the book's for the optimizer)")
-    p.add_argument("--epochs", type=_positive_int, default=2, help="number of epochs (default 2)")
-    p.add_argument("--batch-size", type=_positive_int, default=10, help="mini-batch size (default 10)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default: the book's for the optimizer)")
+    p.add_argument("--eps", type=nonneg_float, help="epsilon (default: the book's for the optimizer)")
+    p.add_argument("--epochs", type=positive_int, default=2, help="number of epochs (default 2)")
+    p.add_argument("--batch-size", type=positive_int, default=10, help="mini-batch size (default 10)")
     p.add_argument("--plot", metavar="FILE.png", help="also save the loss curve to this PNG")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of the book's line")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     g = p.add_argument_group("checkpoints", "interrupt and resume a run bit for bit")
     g.add_argument("--checkpoint", metavar="PATH", help="checkpoint file to write (default: the --resume file)")
-    g.add_argument("--checkpoint-every", metavar="N", type=_positive_int,
+    g.add_argument("--checkpoint-every", metavar="N", type=positive_int,
                    help="write the checkpoint every N optimizer steps and at the end")
     g.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint (same flags)")
-    g.add_argument("--max-steps", metavar="N", type=_positive_int,
+    g.add_argument("--max-steps", metavar="N", type=positive_int,
                    help="stop after N optimizer steps in this invocation, with a checkpoint; continue with --resume "
                         "(reaching the run's last step finishes it as usual)")
-    p.set_defaults(func=run_train, _parser=p)
-
-
-def add_plot(subparsers: Any) -> None:
-    """Register ``adam-np plot``.
-
-    Parameters
-    ----------
-    subparsers : argparse sub-parsers action
-    """
-    p = subparsers.add_parser(
-        "plot", help="save the chapter's figures as PNG",
-        description="Save loss.png (all six optimizers), weights.png (bias correction) and "
-                    "trajectories.png (2-D paths) into a folder.")
-    _add_data_args(p)
-    p.add_argument("--out", metavar="DIR", default=".", help="output folder (default: current)")
-    p.set_defaults(func=run_plot, _parser=p)
-
-
-def _nearest_existing(path: str) -> str:
-    """``path`` or its nearest ancestor that exists (folders the plots create on the way are missing)."""
-    path = os.path.abspath(path)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    return path
-
-
-def _check_output(parser: argparse.ArgumentParser, flag: str, path: str, *, is_dir: bool = False,
-                  make_parents: bool = False, suffix: str | None = None) -> None:
-    """A parser error naming ``flag`` unless ``path`` can be written (checked before any training)."""
-    if suffix is not None and not path.lower().endswith(suffix):
-        parser.error(f"argument {flag}: expected a file name ending in {suffix}, got {path!r}")
-    if not is_dir and os.path.isdir(path):
-        parser.error(f"argument {flag}: {path!r} is a directory, expected a file")
-    if is_dir and os.path.exists(path) and not os.path.isdir(path):
-        parser.error(f"argument {flag}: {path!r} is not a directory")
-    parent = os.path.dirname(os.path.abspath(path))
-    if make_parents:
-        parent = _nearest_existing(parent)
-    elif not os.path.exists(parent):
-        parser.error(f"argument {flag}: the directory {parent!r} of {path!r} does not exist")
-    if not os.path.isdir(parent):
-        parser.error(f"argument {flag}: {parent!r} (on the way to {path!r}) is not a directory")
-
-
-def _load(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Features and labels as the flags ask, or a parser error (exit 2) naming the flag."""
-    from ..book.data import AirfoilError, get_data_ch7, make_synthetic
-    from ..core._xp import namespace_for
-
-    parser = args._parser
-    try:
-        xp = namespace_for(args.backend)
-    except RuntimeError as exc:
-        parser.error(f"argument --backend: {exc}")
-    if args.data_path is not None and args.data != "airfoil":
-        parser.error("argument --data-path: only used with --data airfoil")
-    if args.data_path is not None and os.path.isdir(args.data_path):
-        parser.error(f"argument --data-path: {args.data_path!r} is a directory, expected the airfoil data file")
-    if args.data == "synthetic":
-        data = make_synthetic(seed=0 if args.seed is None else args.seed, xp=xp)
-        return data.features, data.labels
-    try:
-        return get_data_ch7(args.data_path, xp=xp, progressbar=not getattr(args, "quiet", False))
-    except (AirfoilError, FileNotFoundError) as exc:
-        parser.error(f"argument {'--data' if args.data_path is None else '--data-path'}: {exc}")
+    p.set_defaults(func=run, _parser=p)
 
 
 def _optimizer(args: argparse.Namespace) -> Any:
@@ -174,7 +77,7 @@ class _Progress:
         self.bar.close()
 
 
-def run_train(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``adam-np train``; returns the exit status.
 
     Parameters
@@ -196,11 +99,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume is not None and os.path.isdir(args.resume):
         parser.error(f"argument --resume: {args.resume!r} is a directory, expected a checkpoint file")
     if args.checkpoint is not None:
-        _check_output(parser, "--checkpoint", args.checkpoint)
+        check_output(parser, "--checkpoint", args.checkpoint)
     if args.plot is not None:
-        _check_output(parser, "--plot", args.plot, make_parents=True, suffix=".png")
+        check_output(parser, "--plot", args.plot, make_parents=True, suffix=".png")
     optimizer = _optimizer(args)
-    features, labels = _load(args)
+    features, labels = load(args)
     settings = {"data": args.data, "backend": args.backend, "seed": args.seed, "batch_size": args.batch_size,
                 "epochs": args.epochs}
     if args.resume is not None:
@@ -265,24 +168,3 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_plot(args: argparse.Namespace) -> int:
-    """Run ``adam-np plot``; returns the exit status.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-
-    Returns
-    -------
-    int
-    """
-    from ..book.plot import make_figures
-
-    _check_output(args._parser, "--out", args.out, is_dir=True, make_parents=True)
-    features, labels = _load(args)
-    start = time.perf_counter()
-    paths = make_figures(args.out, features, labels, seed=0 if args.seed is None else args.seed)
-    for path in paths:
-        print(path)
-    print(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return 0

@@ -1,0 +1,51 @@
+"""The ``adam-np plot`` sub-command: the chapter's figures as PNG files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from ._common import add_data_args, check_output, load
+
+__all__ = ["add", "run"]
+
+
+def add(subparsers: Any) -> None:
+    """Register ``adam-np plot``.
+
+    Parameters
+    ----------
+    subparsers : argparse sub-parsers action
+    """
+    p = subparsers.add_parser(
+        "plot", help="save the chapter's figures as PNG",
+        description="Save loss.png (all six optimizers), weights.png (bias correction) and "
+                    "trajectories.png (2-D paths) into a folder.")
+    add_data_args(p)
+    p.add_argument("--out", metavar="DIR", default=".", help="output folder (default: current)")
+    p.set_defaults(func=run, _parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``adam-np plot``; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+    """
+    from ..book.plot import make_figures
+
+    check_output(args._parser, "--out", args.out, is_dir=True, make_parents=True)
+    features, labels = load(args)
+    start = time.perf_counter()
+    paths = make_figures(args.out, features, labels, seed=0 if args.seed is None else args.seed)
+    for path in paths:
+        print(path)
+    print(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
