@@ -314,3 +314,53 @@ def test_gpu_tests_skip_cleanly_without_a_device():
     # The marker's reason names the cause; on this machine the GPU tests either run or skip with it.
     assert requires_gpu.kwargs["reason"] == "CuPy has no CUDA device on this machine"
     assert requires_gpu.args[0] is (not CUPY_AVAILABLE)
+
+
+textbook_configs = st.builds(
+    AdamConfig,
+    lr=st.sampled_from([1e-3, 0.01, 0.1, 3.0]),
+    beta1=st.sampled_from([0.0, 0.5, 0.9]),
+    beta2=st.sampled_from([0.0, 0.9, 0.999]),
+    eps=st.sampled_from([0.0, 1e-8, 1e-6, 1e-3]),
+    nonfinite=st.just("propagate"),
+)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@settings(max_examples=60)
+@given(config=textbook_configs, shape=shapes, dtype=st.sampled_from(["float32", "float64"]),
+       step=st.integers(1, 50), seed=st.integers(0, 2**32 - 1))
+def test_kernel_equals_adam_step_bit_for_bit(backend, config, shape, dtype, step, seed):
+    """Every kernel computes Algorithm 1 exactly as the four lines of adam_np.core.adam.adam_step."""
+    from adam_np.core._xp import namespace_for
+    from adam_np.core.adam import adam_step
+
+    rng = np.random.default_rng(seed)
+    p, g, v = (rng.normal(size=shape) * 10.0 ** rng.uniform(-3, 3) for _ in range(3))
+    s = rng.normal(size=shape) ** 2
+    p, g, v, s = (np.asarray(a, dtype=dtype) for a in (p, g, v, s))
+    with np.errstate(all="ignore"):
+        expected = adam_step(p, g, v, s, step, lr=config.lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
+                             xp=namespace_for("numpy"))
+        got = kernel_step(backend, p, g, v, s, config, step)
+    for a, b in zip(got, expected):
+        assert_bitwise(a, np.asarray(b, dtype=dtype))
+
+
+@pytest.mark.gpu
+@requires_gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cupy_kernel_equals_adam_step_bit_for_bit(dtype):
+    import array_api_compat.cupy as cxp
+
+    from adam_np.core.adam import adam_step
+    from adam_np.kernels import cupy_kernel
+
+    config = AdamConfig(lr=0.01, eps=1e-6, nonfinite="propagate")
+    rng = np.random.default_rng(5)
+    p, g, v, s = _cupy_arrays(rng, (1000, 3), dtype)
+    expected = adam_step(p, g, v, s, 7, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-6, xp=cxp)
+    p, v, s = p.copy(), v.copy(), s.copy()
+    cupy_kernel.step(p, g, v, s, coefficients(config, config.lr, 7))
+    for a, b in zip((p, v, s), expected):
+        assert_bitwise(a.get(), b.get())
