@@ -55,11 +55,12 @@ __all__ = [
     "AdamState",
     "adam_step",
     "all_finite",
-    "is_textbook",
     "bias_corrections",
     "init",
+    "is_textbook",
     "update",
 ]
+
 
 def adam_step(x: Any, g: Any, v: Any, s: Any, t: int, *, lr: float, beta1: float, beta2: float, eps: float,
               xp: Any) -> tuple[Any, Any, Any]:
