@@ -3,7 +3,7 @@
 Tolerances (normwise relative error against a float64 run on the same low-precision gradients):
 the master copy is float32 arithmetic, so ≤ 1e-5 after 1000 steps; the parameters are the master
 rounded to the parameter dtype, so ≤ half an ulp (2**-11 for float16, 2**-8 for bfloat16) plus that.
-``PYTHONPATH=.:tests python tests/test_mixed_precision.py`` prints the error table of /work/notes-reliability.md.
+``PYTHONPATH=.:tests python tests/test_mixed_precision.py`` prints the error table.
 """
 
 from __future__ import annotations

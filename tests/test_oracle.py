@@ -1,7 +1,7 @@
 """adam_np.update against the 50-digit mpmath oracle of Algorithm 1, and the committed golden vectors.
 
-Bounds (ulp of the dtype, at the scales of adam_np.verify.oracle.OracleStep; see /work/notes-variants.md
-for the measured distribution):
+Bounds (ulp of the dtype, at the scales of adam_np.verify.oracle.OracleStep; README "Accuracy" states
+the same bounds):
 - x_t: <= 2 ulp of max(|x|, |dx|) in float64 when the step is small against the parameter
   (|dx| <= |x|/4, the usual regime), <= 4 ulp for any inputs in float64 and float32: when |dx|
   dominates, the ~6 roundings inside dx (products, sqrt, +eps, divisions) show up in x_t.
