@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._npz import CheckpointError, read_verified, write_atomic
-from .core._xp import to_numpy
+from .core._xp import is_lazy, to_numpy
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "load", "read", "read_verified", "save",
            "write_atomic"]
@@ -163,6 +163,9 @@ def _check_optimizer(optimizer: Any) -> None:
     :mod:`adam_np.optimizer`, which imports it for :meth:`~adam_np.Adam.save` and :meth:`~adam_np.Adam.load`)."""
     if not all(hasattr(optimizer, a) for a in ("params", "state", "config", "state_dict", "load_state_dict")):
         raise TypeError(f"optimizer must be an adam_np.Adam, got {type(optimizer).__name__}")
+    if any(is_lazy(x) for x in optimizer.params):
+        raise TypeError("optimizer holds Dask arrays: use adam_np.cluster.save_zarr / load_zarr, which write and "
+                        "read them chunk-parallel on the workers (an .npz would gather everything here)")
 
 
 def _rng_state(rng: Any) -> dict | None:

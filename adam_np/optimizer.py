@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from .core import adam as _adam
-from .core._xp import array_namespace, backend_name, not_writeable_reason
+from .core._xp import array_namespace, backend_name, is_lazy, not_writeable_reason, persist
 from .core.config import FORMAT1_FIELDS
 from .kernels import resolve_backend
 from .kernels._inplace import InPlaceStep
@@ -61,7 +62,7 @@ class Adam:
     Attributes
     ----------
     params : list of array
-        The caller's arrays.
+        The caller's arrays (for Dask arrays: the current ones, replaced at each step).
     config : AdamConfig
     state : AdamState
         Step counter and moments (lists aligned with ``params``).
@@ -72,6 +73,14 @@ class Adam:
 
     Notes
     -----
+    Dask arrays (``dask.array``) are the exception to "in place": they cannot be written, so the
+    optimizer owns them. Each :meth:`step` builds the new parameters and moments from the old ones and
+    persists them in one pass (on the active ``dask.distributed`` client: the chunks stay on the workers,
+    the graph stays one task per chunk however many steps are taken); :attr:`params` and :attr:`state`
+    are then the new arrays, and the arrays passed in are not changed. Read the current parameters from
+    ``opt.params``, not from the arrays you passed in. Checkpoints of Dask-held state:
+    :func:`adam_np.cluster.save_zarr`.
+
     :meth:`step` checks the gradients (and their finiteness unless ``nonfinite="propagate"``)
     before it writes anything, so a failing step changes nothing. With a kernel it then
     updates ``params`` and the moments in place, bit-for-bit as :func:`adam_np.update`;
@@ -103,7 +112,8 @@ class Adam:
             raise TypeError(f"params must be a list or tuple of arrays, got {type(params).__name__}")
         params = list(params)
         state = _adam.init(params, config, moment_dtype=moment_dtype, master=master)
-        for i, x in enumerate(params):
+        self._lazy = bool(params) and is_lazy(params[0])
+        for i, x in enumerate([] if self._lazy else params):
             reason = not_writeable_reason(x)
             if reason is not None:
                 raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}: {reason}); "
@@ -135,6 +145,9 @@ class Adam:
 
     def _refresh_fast(self) -> None:
         """(Re)build the kernel path for the current params, state and config."""
+        if self._lazy:
+            self._fast, self._fast_config = None, self.config
+            return
         self._fast = InPlaceStep.build(self.params, self.state, self.config, self._backend, self._flat, self.grads)
         self._fast_config = self.config
 
@@ -229,6 +242,9 @@ class Adam:
         FloatingPointError
             On a non-finite gradient with ``nonfinite="raise"``; nothing is changed.
         """
+        if self._lazy:
+            self._step_dask(grads)
+            return
         fast = self._fast
         if fast is not None and self.config is self._fast_config and (self.state is fast.last_state
                                                                      or fast.matches(self.state)):
@@ -250,6 +266,29 @@ class Adam:
                 for old, new in zip([*self.state.v, *self.state.s], [*new_state.v, *new_state.s]):
                     old[...] = new
                 new_state = new_state._replace(v=self.state.v, s=self.state.s)
+        self.state = new_state
+
+    def _step_dask(self, grads: Sequence[Any]) -> None:
+        """Dask arrays cannot be written in place: the step's new arrays, persisted, replace the old ones."""
+        if not isinstance(grads, (list, tuple)):
+            raise TypeError(f"grads must be a list or tuple of arrays, got {type(grads).__name__}")
+        _adam._validate(list(grads), self.state, self.params, self.config)  # bad input: its own error, here
+        try:
+            new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
+            if self.config.nonfinite == "propagate":  # else update has persisted them, with the finiteness check
+                groups = [new_params, new_state.v, new_state.s, new_state.master, new_state.s_max]
+                done = iter(persist([a for xs in groups if xs is not None for a in xs]))
+                new_params, v, s, master, s_max = [None if xs is None else [next(done) for _ in xs] for xs in groups]
+                new_state = new_state._replace(v=v, s=s, master=master, s_max=s_max)
+        except FloatingPointError:
+            raise
+        except (Exception, asyncio.CancelledError) as exc:  # the cluster's: a lost worker, a cancelled task...
+            t = self.state.step + 1
+            raise RuntimeError(
+                f"step {t} failed on the cluster ({type(exc).__name__}: {exc}); opt.params and opt.state are "
+                f"still those of step {t - 1}. If their chunks were lost with a worker, restore the last "
+                "checkpoint (adam_np.cluster.load_zarr)") from exc
+        self.params = list(new_params)
         self.state = new_state
 
     def state_dict(self) -> dict:

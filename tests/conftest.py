@@ -126,3 +126,13 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("unexpected skips (ADAM_NP_CI_STRICT_SKIPS=1)", red=True)
         for nodeid in _UNEXPECTED_SKIPS:
             terminalreporter.line(f"ERROR: skipped: {nodeid}")
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A dask.distributed cluster started in this process (2 workers as threads, no dashboard), the default
+    scheduler of every dask computation in the module that asks for it; shut down after the module."""
+    from adam_np.cluster import local_client
+
+    with local_client(n_workers=2, threads_per_worker=1, memory_limit="1GiB") as c:
+        yield c

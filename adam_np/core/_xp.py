@@ -12,7 +12,7 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
-from array_api_compat import is_array_api_obj, is_cupy_array, is_numpy_array, is_torch_array
+from array_api_compat import is_array_api_obj, is_cupy_array, is_dask_array, is_numpy_array, is_torch_array
 
 __all__ = [
     "array_namespace",
@@ -25,6 +25,8 @@ __all__ = [
     "not_writeable_reason",
     "is_real_floating",
     "namespace_for",
+    "is_lazy",
+    "persist",
 ]
 
 
@@ -320,3 +322,51 @@ def namespace_for(backend: str) -> Any:
     import array_api_compat.cupy as xp
 
     return xp
+
+
+def is_lazy(x: Any) -> bool:
+    """Whether ``x`` is a Dask array: a graph of chunk tasks, computed only by ``compute``/``persist``.
+
+    Parameters
+    ----------
+    x : array
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_lazy(np.zeros(2))
+    False
+    """
+    return is_dask_array(x)
+
+
+def persist(arrays: list) -> list:
+    """Compute Dask arrays together, in one graph, and keep the results where they were computed.
+
+    On the active ``dask.distributed`` client when there is one (the chunks stay in the workers' memory),
+    else with Dask's default scheduler. A chunk that several of the arrays need (a gradient chunk read by
+    the update and by the finiteness check) is computed once.
+
+    Parameters
+    ----------
+    arrays : list of dask.array.Array
+
+    Returns
+    -------
+    list of dask.array.Array
+        The same arrays, each now backed by one computed chunk per task.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> x, y = persist([da.ones(4, chunks=2), da.zeros(4, chunks=2) + 1])
+    >>> float((x + y).sum().compute())
+    8.0
+    """
+    import dask
+
+    return list(dask.persist(*arrays))

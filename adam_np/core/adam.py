@@ -43,7 +43,7 @@ from ._checks import (
     _namespace,
     _real,
 )
-from ._xp import array_namespace, device_of, is_numpy_array
+from ._xp import array_namespace, device_of, is_lazy, is_numpy_array, persist
 from .config import EPS_MODES, NONFINITE_POLICIES, VARIANTS, WEIGHT_DECAY_MODES, AdamConfig
 
 __all__ = [
@@ -242,8 +242,13 @@ def init(params: Any, config: AdamConfig | None = None, *, moment_dtype: Any = N
     mdtypes = [_moment_dtype(x, moment_dtype, xp) for x in leaves]
     fill = getattr(getattr(config, "variant", None), "initial_accumulator", 0.0)
 
+    def full(x, dt, value):  # Dask arrays: moments chunked as their parameter
+        if is_lazy(x):
+            return xp.full_like(x, value, dtype=dt)
+        return xp.full(x.shape, value, dtype=dt, device=device_of(x))
+
     def moments():
-        return [xp.full(x.shape, fill, dtype=dt, device=device_of(x)) for x, dt in zip(leaves, mdtypes)]
+        return [full(x, dt, fill) for x, dt in zip(leaves, mdtypes)]
 
     cdtypes = [xp.result_type(x.dtype, dt) for x, dt in zip(leaves, mdtypes)]
     if master is None:
@@ -252,7 +257,7 @@ def init(params: Any, config: AdamConfig | None = None, *, moment_dtype: Any = N
     unflatten = treedef.unflatten
     s_max = None
     if config is not None and config.variant_name == "amsgrad":
-        s_max = unflatten([xp.zeros(x.shape, dtype=dt, device=device_of(x)) for x, dt in zip(leaves, mdtypes)])
+        s_max = unflatten([full(x, dt, 0.0) for x, dt in zip(leaves, mdtypes)])
     return AdamState(0, unflatten(moments()), unflatten(moments()), 0,
                      master=None if copies is None else unflatten(copies), s_max=s_max)
 
@@ -551,6 +556,13 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
     whole step is validated first; with ``nonfinite="skip"`` a non-finite gradient anywhere
     returns the inputs unchanged (``state.skipped`` + 1, ``state.step`` unchanged).
 
+    Dask arrays (``dask.array``, through array-api-compat) give Dask arrays chunked as the parameters, with
+    the same ufuncs per chunk, so they compute bit for bit what NumPy computes. With
+    ``nonfinite="propagate"`` building the step computes nothing. With ``"raise"`` and ``"skip"`` the step's
+    outcome decides the returned state, so ``update`` persists the new arrays together with the finiteness
+    of every gradient chunk in one pass (on the active ``dask.distributed`` client, if any) and returns the
+    persisted arrays, or acts as above with the inputs untouched.
+
     Mixed precision: each array is computed in the wider of its parameter and moment dtypes
     (float32 for float16/bfloat16 parameters with the default moments of :func:`init`), on
     ``state.master`` when the state holds one; the new parameters are rounded back to their
@@ -568,13 +580,9 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
     config = AdamConfig() if config is None else config
     leaves = _validate(grads, state, params, config)
     xp, t = leaves.xp, leaves.step + 1
-    if config.nonfinite != "propagate" and not all_finite(leaves.grads, xp=xp):
-        if config.nonfinite == "raise":
-            raise FloatingPointError(
-                f"grads contain NaN or inf at step {t}; nothing was updated "
-                "(use nonfinite='skip' to skip such steps or 'propagate' to apply them)"
-            )
-        return params, state._replace(step=leaves.step, skipped=int(state.skipped) + 1)
+    lazy = is_lazy(leaves.params[0])  # Dask: the check is computed with the step below, not before it
+    if config.nonfinite != "propagate" and not lazy and not all_finite(leaves.grads, xp=xp):
+        return _nonfinite(params, state, config, t)
     lr = config.lr_at(t)  # only for a step actually taken; still before anything is computed
     c = _step_scalars(config, lr, t, state.mu_product)
     n = len(leaves.params)
@@ -603,6 +611,17 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         new_s.append(_cast(s_c, s.dtype, xp))
         new_m.append(_cast(x_c, x_c.dtype, xp))
         new_smax.append(None if s_max_c is None else _cast(s_max_c, v.dtype, xp))
+    if lazy and config.nonfinite != "propagate":
+        # One persist computes the step and the finiteness of every gradient chunk together; a non-finite
+        # chunk anywhere discards the whole step (no partial update across chunks or arrays).
+        finite = xp.all(xp.stack([xp.all(xp.isfinite(g)) for g in leaves.grads]))
+        if leaves.master is None:
+            new_m = [None] * n
+        lists = [new_p, new_v, new_s, new_m, new_smax]
+        done = iter(persist([a for a in (*new_p, *new_v, *new_s, *new_m, *new_smax, finite) if a is not None]))
+        new_p, new_v, new_s, new_m, new_smax = [[None if a is None else next(done) for a in xs] for xs in lists]
+        if not bool(next(done).compute()):
+            return _nonfinite(params, state, config, t)
     unflatten = leaves.treedef.unflatten
     return unflatten(new_p), AdamState(
         t, unflatten(new_v), unflatten(new_s), int(state.skipped),
@@ -610,6 +629,16 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         s_max=unflatten(new_smax) if config.variant_name == "amsgrad" else state.s_max,
         mu_product=c.mu_product,
     )
+
+
+def _nonfinite(params: Any, state: AdamState, config: AdamConfig, t: int) -> tuple[Any, AdamState]:
+    """A step with a non-finite gradient: raise (``"raise"``) or return the inputs, one more skipped (``"skip"``)."""
+    if config.nonfinite == "raise":
+        raise FloatingPointError(
+            f"grads contain NaN or inf at step {t}; nothing was updated "
+            "(use nonfinite='skip' to skip such steps or 'propagate' to apply them)"
+        )
+    return params, state._replace(step=t - 1, skipped=int(state.skipped) + 1)
 
 
 def _cast(x: Any, dtype: Any, xp: Any) -> Any:

@@ -1,0 +1,297 @@
+r"""Checkpoints of Dask-held optimizer state: one Zarr store, written chunk-parallel by the workers.
+
+A checkpoint is a directory::
+
+    PATH/manifest.json                 what is current: format, version, step, config, and per array its
+                                       shape, dtype, chunking and one sha256 per chunk; its own sha256
+    PATH/step-000000000012-1a2b3c4d/   the Zarr store it names: params/0, v/0, s/0, ... one array each
+
+:func:`save_zarr` writes a *new* store next to the current one (each worker writes and hashes the chunks it
+holds: nothing is gathered on the client but the digests), then replaces ``manifest.json`` atomically
+(``os.replace``) and only then removes older stores. A crash at any point before that rename leaves the
+previous manifest and the store it names untouched, so the previous checkpoint stays loadable.
+
+:func:`load_zarr` checks the manifest (its digest, format and version) and the optimizer's parameter count,
+shapes and dtypes before it reads a chunk, then reads every chunk once, hashing it as it goes, and compares
+all digests before anything is assigned: a corrupt or mismatched store raises
+:class:`~adam_np.checkpoint.CheckpointError` naming the array and loads nothing.
+
+Examples
+--------
+>>> import os, tempfile, dask.array as da, numpy as np, adam_np
+>>> from adam_np.cluster import save_zarr, load_zarr
+>>> opt = adam_np.Adam([da.from_array(np.arange(6.0), chunks=4)], lr=0.1)
+>>> opt.step([da.ones(6, chunks=4)])
+>>> path = os.path.join(tempfile.mkdtemp(), "ckpt.zarr")
+>>> save_zarr(path, opt)
+>>> other = adam_np.Adam([da.zeros(6, chunks=4)])
+>>> load_zarr(path, other).step, other.params[0].compute()
+(1, array([-0.1,  0.9,  1.9,  2.9,  3.9,  4.9]))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from typing import Any, NamedTuple
+
+import dask
+import dask.array as da
+import numpy as np
+import zarr
+
+from .._npz import CheckpointError, fsync_dir
+from ..core import adam as _adam
+from ..core._xp import is_lazy
+
+__all__ = ["FORMAT", "VERSION", "ZarrCheckpoint", "load_zarr", "read_manifest", "save_zarr"]
+
+FORMAT = "adam_np.zarr-checkpoint"
+"""The ``format`` field of ``manifest.json``."""
+
+VERSION = 1
+"""The ``version`` field of ``manifest.json`` that this module writes and reads."""
+
+MANIFEST = "manifest.json"
+
+
+class ZarrCheckpoint(NamedTuple):
+    """What :func:`load_zarr` restored: the step, the store it read and the caller's ``extra`` metadata."""
+
+    step: int
+    store: str
+    extra: dict
+
+
+def _digest(block: np.ndarray) -> str:
+    """sha256 over one chunk's dtype, shape and C-order bytes."""
+    block = np.ascontiguousarray(block)
+    h = hashlib.sha256(f"{block.dtype.str}{block.shape}".encode())
+    h.update(block.tobytes())
+    return h.hexdigest()
+
+
+def _block_digests(x: da.Array) -> list:
+    """One delayed digest per chunk, in C order of the chunk grid (computed where the chunk is)."""
+    return [dask.delayed(_digest, pure=True)(b) for b in x.to_delayed().ravel()]
+
+
+def _regular(x: da.Array) -> da.Array:
+    """``x`` with chunks Zarr can store (all equal along an axis but the last): rechunked only where needed."""
+    if all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in x.chunks if c):
+        return x
+    return x.rechunk(tuple(max(c) if c else 0 for c in x.chunks))
+
+
+def _arrays(optimizer: Any) -> dict:
+    """The optimizer's Dask arrays by store name: params/i, v/i, s/i, master/i, s_max/i."""
+    state = optimizer.state
+    groups = (("params", optimizer.params), ("v", state.v), ("s", state.s), ("master", state.master or []),
+              ("s_max", state.s_max or []))
+    return {f"{key}/{i}": x for key, xs in groups for i, x in enumerate(xs)}
+
+
+def _check_dask_optimizer(optimizer: Any) -> None:
+    from ..optimizer import Adam
+
+    if not isinstance(optimizer, Adam):
+        raise TypeError(f"optimizer must be an adam_np.Adam, got {type(optimizer).__name__}")
+    if not optimizer.params or not all(is_lazy(x) for x in optimizer.params):
+        raise TypeError("optimizer must hold Dask arrays (adam_np.Adam over dask.array params); "
+                        "for NumPy/CuPy/torch arrays use optimizer.save (an .npz checkpoint)")
+
+
+def _manifest_digest(manifest: dict) -> str:
+    body = {k: v for k, v in manifest.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def save_zarr(path: Any, optimizer: Any, *, extra: dict | None = None) -> None:
+    """Write ``optimizer``'s parameters and state to the Zarr checkpoint directory ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint directory (created if missing; on a cluster, a path every worker can write).
+    optimizer : adam_np.Adam
+        An optimizer over Dask arrays.
+    extra : dict, optional
+        Small JSON-serializable metadata (epoch, batch index, ...), returned by :func:`load_zarr`.
+
+    Raises
+    ------
+    TypeError
+        On an optimizer without Dask arrays, or ``extra`` that JSON cannot hold; nothing is written.
+    ValueError
+        If ``path`` exists and is not a directory, or the optimizer's lr is a schedule (a callable).
+
+    Notes
+    -----
+    One ``dask.compute`` writes and hashes every chunk where it is held; chunkings Zarr cannot store
+    (unequal inner chunks) are rechunked to their largest chunk for the store and restored on load.
+    """
+    _check_dask_optimizer(optimizer)
+    extra = {} if extra is None else extra
+    try:
+        extra = json.loads(json.dumps(extra))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"extra must be JSON-serializable: {exc}") from None
+    if not isinstance(extra, dict):
+        raise TypeError(f"extra must be a dict, got {type(extra).__name__}")
+    config = optimizer.config.to_dict()
+    if callable(config["lr"]):
+        raise ValueError("an lr schedule (a callable) cannot be stored in a Zarr checkpoint; pass a float lr")
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"path {path!r} exists and is not a directory")
+    os.makedirs(path, exist_ok=True)
+    state = optimizer.state
+    store_name = f"step-{int(state.step):012d}-{uuid.uuid4().hex[:8]}"
+    store = os.path.join(path, store_name)
+    arrays = _arrays(optimizer)
+    writes, digests, entries = [], {}, {}
+    for name, x in arrays.items():
+        stored = _regular(x)
+        writes.append(da.to_zarr(stored, store, component=name, compute=False))
+        digests[name] = _block_digests(stored)
+        entries[name] = {"shape": list(x.shape), "dtype": np.dtype(x.dtype).str,
+                         "chunks": [list(c) for c in x.chunks], "store_chunks": [list(c) for c in stored.chunks]}
+    _, computed = dask.compute(writes, digests)
+    for name, hexes in computed.items():
+        entries[name]["sha256"] = list(hexes)
+    manifest = {
+        "format": FORMAT, "version": VERSION, "store": store_name, "step": int(state.step),
+        "skipped": int(state.skipped), "mu_product": float(state.mu_product), "n_params": len(optimizer.params),
+        "master": state.master is not None, "s_max": state.s_max is not None, "config": config,
+        "arrays": entries, "extra": extra,
+    }
+    manifest["sha256"] = _manifest_digest(manifest)
+    tmp = os.path.join(path, f".{MANIFEST}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(path, MANIFEST))  # the commit point
+    fsync_dir(path)
+    for entry in os.listdir(path):
+        if entry != store_name and entry != MANIFEST:  # older stores, leftovers of interrupted saves
+            target = os.path.join(path, entry)
+            if os.path.isdir(target) and entry.startswith("step-"):
+                shutil.rmtree(target, ignore_errors=True)
+            elif entry.startswith(f".{MANIFEST}.") and entry.endswith(".tmp"):
+                os.remove(target)
+
+
+def read_manifest(path: Any) -> dict:
+    """The checked manifest of the Zarr checkpoint ``path`` (its digest, format and version).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    CheckpointError
+        If the manifest is missing, unreadable, altered, or of another format or version.
+    """
+    path = os.fspath(path)
+    file = os.path.join(path, MANIFEST)
+    try:
+        with open(file) as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path!r} holds no {MANIFEST}: not an adam_np Zarr checkpoint, "
+                              "or its first save did not finish") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{file!r} cannot be read: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("sha256") != _manifest_digest(manifest):
+        raise CheckpointError(f"{file!r} does not match its own sha256: altered or truncated")
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise CheckpointError(f"{file!r} is format {manifest.get('format')!r} version {manifest.get('version')!r}, "
+                              f"expected {FORMAT!r} version {VERSION}")
+    return manifest
+
+
+def _open(store: str, name: str, entry: dict) -> da.Array:
+    """The stored array ``name`` as a Dask array chunked as saved, after checking its Zarr metadata."""
+    try:
+        z = zarr.open_array(store, path=name, mode="r")
+    except Exception as exc:  # zarr raises several types for missing or broken metadata
+        raise CheckpointError(f"array {name!r} cannot be opened in {store!r}: {exc}") from None
+    store_chunks = tuple(tuple(c) for c in entry["store_chunks"])
+    if (list(z.shape) != entry["shape"] or np.dtype(z.dtype).str != entry["dtype"]
+            or tuple(z.chunks) != tuple(c[0] if c else 0 for c in store_chunks)):
+        raise CheckpointError(f"array {name!r} in {store!r} is {z.shape} {z.dtype} in chunks {z.chunks}, "
+                              f"the manifest says {tuple(entry['shape'])} {np.dtype(entry['dtype'])}")
+    return da.from_zarr(z, chunks=store_chunks)
+
+
+def load_zarr(path: Any, optimizer: Any) -> ZarrCheckpoint:
+    """Restore ``optimizer`` (parameters, state and config) from the Zarr checkpoint ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A directory written by :func:`save_zarr`.
+    optimizer : adam_np.Adam
+        An optimizer over Dask arrays of the same count, shapes and dtypes as the saved parameters; its
+        ``params`` and ``state`` become the loaded arrays, persisted (on the workers with a client).
+
+    Returns
+    -------
+    ZarrCheckpoint
+
+    Raises
+    ------
+    CheckpointError
+        (a ValueError) on a missing, altered or wrong-version manifest, a missing or corrupt array (named),
+        or arrays that do not match the optimizer; nothing is loaded.
+    TypeError
+        On an optimizer without Dask arrays.
+    """
+    _check_dask_optimizer(optimizer)
+    path = os.fspath(path)
+    manifest = read_manifest(path)
+    entries, store = manifest["arrays"], os.path.join(path, manifest["store"])
+    n = len(optimizer.params)
+    if manifest["n_params"] != n:
+        raise CheckpointError(f"checkpoint {path!r} holds {manifest['n_params']} parameters, the optimizer has {n}")
+    for i, x in enumerate(optimizer.params):
+        entry = entries.get(f"params/{i}")
+        if entry is None:
+            raise CheckpointError(f"checkpoint {path!r} lacks array 'params/{i}'")
+        if tuple(entry["shape"]) != tuple(x.shape) or np.dtype(entry["dtype"]) != np.dtype(x.dtype):
+            raise CheckpointError(f"checkpoint {path!r}: array 'params/{i}' is {tuple(entry['shape'])} "
+                                  f"{np.dtype(entry['dtype'])}, params[{i}] is {tuple(x.shape)} {x.dtype}")
+    stored = {name: _open(store, name, entry) for name, entry in entries.items()}
+    digests = {name: _block_digests(x) for name, x in stored.items()}
+    arrays, digests = dask.persist(stored, digests)  # one read of each chunk: kept and hashed
+    (digests,) = dask.compute(digests)
+    for name, got in digests.items():
+        bad = [i for i, (a, b) in enumerate(zip(got, entries[name]["sha256"])) if a != b]
+        if bad or len(got) != len(entries[name]["sha256"]):
+            raise CheckpointError(f"checkpoint {path!r}: array {name!r} does not match its checksum "
+                                  f"(chunks {bad[:5]} of {len(got)}); nothing was loaded")
+    arrays = {name: x.rechunk(tuple(tuple(c) for c in entries[name]["chunks"])) for name, x in arrays.items()}
+
+    def group(key: str, present: bool = True) -> list | None:
+        return [arrays[f"{key}/{i}"] for i in range(n)] if present else None
+
+    config = _adam.AdamConfig.from_dict(manifest["config"])
+    state = _adam.AdamState(manifest["step"], group("v"), group("s"), manifest["skipped"],
+                            master=group("master", manifest["master"]), s_max=group("s_max", manifest["s_max"]),
+                            mu_product=manifest["mu_product"])
+    params = group("params")
+    try:
+        _adam._validate(params, state, params, config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path!r} does not hold a valid state: {exc}") from None
+    optimizer.params, optimizer.state, optimizer.config = params, state, config
+    return ZarrCheckpoint(manifest["step"], store, manifest["extra"])

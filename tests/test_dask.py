@@ -1,0 +1,184 @@
+"""Adam on Dask arrays: bit for bit the NumPy result, lazy, one pass, no partial step; the stateful Adam on a
+dask.distributed cluster (started in-process by a fixture) with a graph that does not grow."""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_kernels import assert_bitwise
+
+import adam_np
+from adam_np import AdamConfig, variants
+
+CONFIGS = {
+    "plain": AdamConfig(lr=0.05),
+    "root": AdamConfig(lr=0.05, eps_mode="root", eps=1e-6),
+    "hat": AdamConfig(lr=0.05, eps_mode="hat"),
+    "folded": AdamConfig(lr=0.05, fold_bias_correction=True),
+    "l2-maximize": AdamConfig(lr=0.05, weight_decay=0.1, maximize=True),
+    "amsgrad": variants.amsgrad(lr=0.05),
+    "amsgrad-corrected": variants.amsgrad(max="corrected", lr=0.05),
+    "adamw": variants.adamw(weight_decay=0.1, lr=0.05),
+    "adamw-add": variants.adamw(weight_decay=0.1, mode="decoupled_add", lr=0.05),
+    "adamax": variants.adamax(),
+    "nadam": variants.nadam(),
+    "nadam-constant": variants.nadam(schedule="constant"),
+    "radam": variants.radam(lr=0.05, beta2=0.9, threshold=4.0),  # rho_t > 4 from step 5: both phases
+    "yogi": variants.yogi(lr=0.05),
+}
+
+
+@st.composite
+def chunked_problem(draw):
+    """Two parameters with random shapes and random chunkings (uneven last chunks included)."""
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.float16]))
+    shapes = [(draw(st.integers(1, 13)),), (draw(st.integers(1, 6)), draw(st.integers(1, 7)))]
+    chunks = [tuple(draw(st.integers(1, max(1, d))) for d in shape) for shape in shapes]
+    seed = draw(st.integers(0, 2**32 - 1))
+    return dtype, shapes, chunks, seed
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=chunked_problem(), name=st.sampled_from(sorted(CONFIGS)),
+       nonfinite=st.sampled_from(["propagate", "raise", "skip"]))
+def test_dask_update_equals_numpy_bit_for_bit(problem, name, nonfinite):
+    dtype, shapes, chunks, seed = problem
+    config = AdamConfig.from_dict({**CONFIGS[name].to_dict(), "nonfinite": nonfinite})
+    rng = np.random.default_rng(seed)
+    x = [rng.normal(size=s).astype(dtype) for s in shapes]
+    X = [da.from_array(a, chunks=c) for a, c in zip(x, chunks)]
+    state, lazy_state = adam_np.init(x, config), adam_np.init(X, config)
+    for _ in range(5):
+        g = [(rng.normal(size=s) * 10.0 ** rng.uniform(-3, 1)).astype(dtype) for s in shapes]
+        x, state = adam_np.update(g, state, x, config)
+        X, lazy_state = adam_np.update([da.from_array(a, chunks=c) for a, c in zip(g, chunks)], lazy_state, X, config)
+    assert lazy_state.step == state.step == 5 and lazy_state.skipped == state.skipped == 0
+    for got, want in zip([*X, *lazy_state.v, *lazy_state.s], [*x, *state.v, *state.s]):
+        assert isinstance(got, da.Array)
+        assert_bitwise(got.compute(), want)
+    for got, c in zip(X, chunks):  # chunked as the parameters
+        assert got.chunksize == tuple(min(a, b) for a, b in zip(c, got.shape))
+    if state.master is not None:
+        for got, want in zip(lazy_state.master, state.master):
+            assert_bitwise(got.compute(), want)
+    if state.s_max is not None:
+        for got, want in zip(lazy_state.s_max, state.s_max):
+            assert_bitwise(got.compute(), want)
+
+
+class ChunkReads:
+    """Gradients whose chunks are produced by a counted function: how often was each chunk computed?"""
+
+    def __init__(self, values: np.ndarray, chunks):
+        self.count = 0
+        self.lock = threading.Lock()
+        self.values = values
+        self.array = da.map_blocks(self._block, da.from_array(values, chunks=chunks), dtype=values.dtype,
+                                   meta=np.empty((0,) * values.ndim, values.dtype))  # no call to infer it
+
+    def _block(self, block):
+        with self.lock:
+            self.count += 1
+        return block.copy()
+
+
+@pytest.mark.parametrize("nonfinite", ["propagate", "raise", "skip"])
+def test_building_computes_nothing_and_reads_each_chunk_once(nonfinite):
+    x = np.linspace(-1.0, 1.0, 10)
+    g = ChunkReads(np.cos(np.arange(10.0)), chunks=3)  # 4 chunks
+    config = AdamConfig(lr=0.1, nonfinite=nonfinite)
+    X = da.from_array(x, chunks=3)
+    X1, state = adam_np.update(g.array, adam_np.init(X, config), X, config)
+    if nonfinite == "propagate":
+        assert g.count == 0  # lazy: nothing computed yet
+        X1, v, s = dask.persist(X1, state.v, state.s)
+    assert g.count == 4  # the step and the finiteness check share each chunk: read once
+    assert_bitwise(X1.compute(), adam_np.update(g.values, adam_np.init(x, config), x, config)[0])
+    assert g.count == 4
+
+
+@pytest.mark.parametrize("where", [0, 9])
+def test_nonfinite_chunk_anywhere_leaves_everything_in_place(where):
+    rng = np.random.default_rng(1)
+    x = [rng.normal(size=10), rng.normal(size=(3, 4))]
+    X = [da.from_array(a, chunks=3) for a in x]
+    g = [rng.normal(size=10), rng.normal(size=(3, 4))]
+    g[0][where] = np.nan  # one chunk of the first array: the second array must not move either
+    G = [da.from_array(a, chunks=3) for a in g]
+    state = adam_np.init(X)
+    with pytest.raises(FloatingPointError, match="grads contain NaN or inf at step 1; nothing was updated"):
+        adam_np.update(G, state, X, AdamConfig(nonfinite="raise"))
+    X1, state1 = adam_np.update(G, state, X, AdamConfig(nonfinite="skip"))
+    assert X1 is X and state1.v is state.v and state1.s is state.s
+    assert (state1.step, state1.skipped) == (0, 1)
+    X2, _ = adam_np.update(G, state, X, AdamConfig(nonfinite="propagate"))
+    assert np.isnan(X2[0].compute()[where]) and np.all(np.isfinite(X2[1].compute()))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_propagate_applies_a_nonfinite_step():
+    """The contrast for the test above: without the check the step is taken, NaN and all."""
+    X = da.from_array(np.ones(4), chunks=2)
+    G = da.from_array(np.array([1.0, np.inf, 1.0, 1.0]), chunks=2)
+    X1, _ = adam_np.update(G, adam_np.init(X), X, AdamConfig(nonfinite="propagate"))
+    assert not np.array_equal(X1.compute(), np.ones(4))
+
+
+@pytest.mark.parametrize("nonfinite", ["propagate", "raise", "skip"])
+def test_stateful_adam_on_the_cluster_equals_numpy(client, nonfinite):
+    rng = np.random.default_rng(2)
+    x = [rng.normal(size=(20, 7)).astype(np.float32), rng.normal(size=13).astype(np.float32)]
+    grads = [[rng.normal(size=a.shape).astype(np.float32) for a in x] for _ in range(30)]
+    opt = adam_np.Adam([da.from_array(a, chunks=5) for a in x], lr=0.01, nonfinite=nonfinite)
+    ref = adam_np.Adam([a.copy() for a in x], lr=0.01, nonfinite=nonfinite, backend="numpy")
+    given = list(opt.params)
+    for g in grads:
+        opt.step([da.from_array(a, chunks=5) for a in g])
+        ref.step(g)
+    assert opt.state.step == 30 and opt.backend is None
+    for got, want in zip([*opt.params, *opt.state.v, *opt.state.s], [*ref.params, *ref.state.v, *ref.state.s]):
+        assert_bitwise(got.compute(), want)
+    # The graph is one task per chunk after 30 steps (persisted): it does not grow with the steps.
+    assert [len(p.__dask_graph__()) for p in opt.params] == [p.npartitions for p in opt.params] == [8, 3]
+    # The arrays passed in are not changed: the optimizer holds the new ones.
+    assert_bitwise(given[0].compute(), x[0])
+
+
+def test_stateful_adam_nonfinite_on_the_cluster(client):
+    X = [da.from_array(np.ones(6), chunks=2)]
+    bad = [da.from_array(np.array([1.0, 1.0, 1.0, np.nan, 1.0, 1.0]), chunks=2)]
+    opt = adam_np.Adam(X, lr=0.1)
+    opt.step([da.ones(6, chunks=2)])
+    params, state = opt.params, opt.state
+    with pytest.raises(FloatingPointError, match="at step 2"):
+        opt.step(bad)
+    assert opt.params is params and opt.state is state
+    skipping = adam_np.Adam(X, lr=0.1, nonfinite="skip")
+    skipping.step(bad)
+    assert skipping.params[0] is X[0] and (skipping.state.step, skipping.state.skipped) == (0, 1)
+
+
+def test_bad_input_names_the_argument_and_changes_nothing(client):
+    opt = adam_np.Adam([da.ones(6, chunks=2)], lr=0.1)
+    params, state = opt.params, opt.state
+    with pytest.raises(ValueError, match=r"grads\[0\]"):
+        opt.step([da.ones(5, chunks=2)])
+    with pytest.raises(TypeError, match="grads must be a list"):
+        opt.step(da.ones(6, chunks=2))
+    with pytest.raises(TypeError, match="grads holds numpy arrays but params holds dask arrays"):
+        opt.step([np.ones(6)])
+    assert opt.params is params and opt.state is state
+
+
+def test_local_client_attaches_to_an_existing_scheduler(client):
+    from adam_np.cluster import local_client
+
+    with local_client(client.scheduler.address) as other:
+        assert other.scheduler_info()["address"] == client.scheduler_info()["address"]
+        assert len(other.scheduler_info()["workers"]) == 2
