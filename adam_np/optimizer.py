@@ -29,6 +29,11 @@ __all__ = ["Adam"]
 
 STATE_DICT_VERSION = 1
 
+LINEAGE_STEPS = 20
+"""Dask on a distributed client: every this many steps the task history behind the state is cut (see
+:func:`adam_np.core._xp.persist`), so the scheduler holds at most this many steps of it. A worker lost
+within them is recomputed from it; a chunk lost from before the last cut fails the step with a clear error."""
+
 
 class Adam:
     r"""Adam over a list of writeable arrays, updated in place by :meth:`step`.
@@ -76,7 +81,9 @@ class Adam:
     Dask arrays (``dask.array``) are the exception to "in place": they cannot be written, so the
     optimizer owns them. Each :meth:`step` builds the new parameters and moments from the old ones and
     persists them in one pass (on the active ``dask.distributed`` client: the chunks stay on the workers,
-    the graph stays one task per chunk however many steps are taken); :attr:`params` and :attr:`state`
+    the graph stays one task per chunk however many steps are taken, and every :data:`LINEAGE_STEPS`
+    steps the scheduler's task history is cut, so memory and time per step stay flat; a worker lost
+    since the last cut is recomputed from that history); :attr:`params` and :attr:`state`
     are then the new arrays, and the arrays passed in are not changed. Read the current parameters from
     ``opt.params``, not from the arrays you passed in. Checkpoints of Dask-held state:
     :func:`adam_np.cluster.save_zarr`.
@@ -275,9 +282,10 @@ class Adam:
         _adam._validate(list(grads), self.state, self.params, self.config)  # bad input: its own error, here
         try:
             new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
-            if self.config.nonfinite == "propagate":  # else update has persisted them, with the finiteness check
+            cut = new_state.step % LINEAGE_STEPS == 0 and new_state.step != self.state.step
+            if self.config.nonfinite == "propagate" or cut:  # else update has persisted them (with the check)
                 groups = [new_params, new_state.v, new_state.s, new_state.master, new_state.s_max]
-                done = iter(persist([a for xs in groups if xs is not None for a in xs]))
+                done = iter(persist([a for xs in groups if xs is not None for a in xs], cut_lineage=cut))
                 new_params, v, s, master, s_max = [None if xs is None else [next(done) for _ in xs] for xs in groups]
                 new_state = new_state._replace(v=v, s=s, master=master, s_max=s_max)
         except FloatingPointError:

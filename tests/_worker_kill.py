@@ -1,7 +1,8 @@
 """Run by test_dask_faults.py in a subprocess (bounded there): kill a worker of a real
 ``LocalCluster(processes=True)`` in the middle of an Adam step and report what happened as JSON.
 
-Usage: python tests/_worker_kill.py CHECKPOINT_DIR
+Usage: python tests/_worker_kill.py CHECKPOINT_DIR [LINEAGE_STEPS]
+(LINEAGE_STEPS: how often the optimizer cuts the scheduler's task history; 2 puts a cut before the kill.)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import dask.array as da
 import numpy as np
 
 import adam_np
+import adam_np.optimizer
 from adam_np.cluster import load_zarr, local_client, save_zarr
 
 N, CHUNK, STEPS, KILLED_STEP = 4000, 250, 6, 3
@@ -71,4 +73,6 @@ def main(path):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        adam_np.optimizer.LINEAGE_STEPS = int(sys.argv[2])
     main(sys.argv[1])

@@ -344,16 +344,23 @@ def is_lazy(x: Any) -> bool:
     return is_dask_array(x)
 
 
-def persist(arrays: list) -> list:
+def persist(arrays: list, *, cut_lineage: bool = False) -> list:
     """Compute Dask arrays together, in one graph, and keep the results where they were computed.
 
-    On the active ``dask.distributed`` client when there is one (the chunks stay in the workers' memory),
-    else with Dask's default scheduler. A chunk that several of the arrays need (a gradient chunk read by
-    the update and by the finiteness check) is computed once.
+    On the active ``dask.distributed`` client when there is one (the chunks stay in the workers' memory;
+    returns when all are computed, raising the first task error), else with Dask's default scheduler.
+    A chunk that several of the arrays need (a gradient chunk read by the update and by the finiteness
+    check) is computed once.
 
     Parameters
     ----------
     arrays : list of dask.array.Array
+    cut_lineage : bool, default False
+        On a distributed client: afterwards, let each worker re-key the chunks it holds as tasks without
+        dependencies, so that the scheduler can forget the history that produced them. Without this an
+        iterated computation (step after step, each persisted) keeps every earlier task on the scheduler, to
+        recompute lost chunks from: its memory and per-step time grow with the number of steps. A chunk
+        lost with its worker after a cut cannot be recomputed (its task fails, naming the lost chunk).
 
     Returns
     -------
@@ -369,4 +376,45 @@ def persist(arrays: list) -> list:
     """
     import dask
 
-    return list(dask.persist(*arrays))
+    arrays = list(dask.persist(*arrays))
+    try:
+        from distributed import futures_of, get_client, wait
+
+        client = get_client()
+    except (ImportError, ValueError):  # no distributed client: computed already, nothing kept for recomputation
+        return arrays
+    futures = [futures_of(a) for a in arrays]
+    _wait_or_raise([f for fs in futures for f in fs], wait)
+    if not cut_lineage:
+        return arrays
+    holders = client.who_has([f for fs in futures for f in fs])
+    adopted = []
+    for a, fs in zip(arrays, futures):
+        name = f"adam_np-cut-{a.name}"
+        graph = {}
+        for f in fs:
+            key = (name, *f.key[1:])
+            graph[key] = client.submit(_own_chunk, f.key, key=key, pure=False, workers=list(holders[f.key]),
+                                       allow_other_workers=True)  # loose: a rerun after the worker is lost fails
+        adopted.append(type(a)(graph, name, a.chunks, meta=a._meta))
+    _wait_or_raise([f for a in adopted for f in a.__dask_graph__().values()], wait)
+    return adopted
+
+
+def _wait_or_raise(futures: list, wait: Any) -> None:
+    """Wait for distributed futures; raise the first task error (a step returns finished or fails)."""
+    wait(futures)
+    for f in futures:
+        if f.status != "finished":
+            f.result()  # raises the task's exception (or CancelledError)
+
+
+def _own_chunk(key: Any) -> Any:  # pragma: no cover - runs on a worker
+    """A chunk the running worker holds under ``key``, returned as the result of a task without dependencies."""
+    from distributed import get_worker
+
+    try:
+        return get_worker().data[key]
+    except KeyError:
+        raise RuntimeError(f"chunk {key!r} is no longer on any worker (its worker was lost after the task "
+                           "history was cut): it cannot be recomputed; restore the last checkpoint") from None

@@ -1,0 +1,30 @@
+"""Smoke test of the Dask benchmark (adam_np.cluster.bench): tiny sizes, the table and JSON of the right shape,
+the step equal to NumPy's; no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from adam_np.cluster import bench
+
+
+@pytest.mark.slow
+def test_bench_dask_runs_and_writes_its_table(tmp_path, capsys):
+    assert bench.main(["--n", "20000", "--chunk", "5000", "--repeats", "2", "--overhead-n", "1000",
+                       "--flat-steps", "45", "--memory-limit", "1GiB", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "bench_dask.json").read_text())
+    methods = [row["method"] for row in result["rows"]]
+    assert methods == ["dask adam, nonfinite=propagate", "dask adam, nonfinite=raise", "dask roof",
+                       "numba, 1 process"]
+    assert all(row["seconds"] > 0 and np.isfinite(row["gb_s"]) for row in result["rows"])
+    assert [row["vs_roof"] for row in result["rows"] if row["method"] == "dask roof"] == [1.0]
+    assert len(result["worker_rss_mib"]) == 2
+    flat = result["flat"]
+    assert flat["steps"] == 45 and flat["graph_tasks"] == 2  # one task per chunk after 45 steps
+    assert flat["scheduler_tasks"] < 200  # history cut every 20 steps: ~6 tasks per kept step, not 45 steps' worth
+    assert "| dask roof |" in out and (tmp_path / "bench_dask.md").read_text().strip() == out.strip()
+
