@@ -126,7 +126,8 @@ class Adam:
                 raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}: {reason}); "
                                  "use adam_np.update for immutable arrays")
         self._xp = array_namespace(*params, name="params")
-        resolve_backend(backend, backend_name(params[0]) if params else "numpy")  # bad or unavailable: fail here
+        chunks_of = (lambda x: getattr(x, "_meta", x)) if self._lazy else (lambda x: x)  # Dask: its chunks' library
+        resolve_backend(backend, backend_name(chunks_of(params[0])) if params else "numpy")  # bad: fail here
         self.params = params
         self.config = config
         self.state = state
@@ -147,8 +148,17 @@ class Adam:
         >>> Adam([np.zeros(3)], backend="numpy").backend, Adam([np.zeros((3, 2))[:, 0]]).backend
         ('numpy', None)
         """
+        if self._lazy:
+            return self._dask_backend()
         fast = self._current_fast()
         return None if fast is None else fast.backend
+
+    def _dask_backend(self) -> str | None:
+        """The kernel each chunk's task runs (:mod:`adam_np.kernels.dask_chunks`), None for ``update``."""
+        from .kernels import dask_chunks
+
+        backend = resolve_backend(self._backend, backend_name(self.params[0]._meta))
+        return backend if dask_chunks.usable(self.params, self.state, self.config, backend) else None
 
     def _refresh_fast(self) -> None:
         """(Re)build the kernel path for the current params, state and config."""
@@ -279,11 +289,15 @@ class Adam:
         """Dask arrays cannot be written in place: the step's new arrays, persisted, replace the old ones."""
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads must be a list or tuple of arrays, got {type(grads).__name__}")
-        _adam._validate(list(grads), self.state, self.params, self.config)  # bad input: its own error, here
+        leaves = _adam._validate(list(grads), self.state, self.params, self.config)  # bad input: its own error
+        backend = self._dask_backend()
         try:
-            new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
+            if backend is not None:
+                new_params, new_state = self._step_dask_chunks(leaves.grads, backend)
+            else:
+                new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
             cut = new_state.step % LINEAGE_STEPS == 0 and new_state.step != self.state.step
-            if self.config.nonfinite == "propagate" or cut:  # else update has persisted them (with the check)
+            if (self.config.nonfinite == "propagate" and backend is None) or cut:  # else persisted already
                 groups = [new_params, new_state.v, new_state.s, new_state.master, new_state.s_max]
                 done = iter(persist([a for xs in groups if xs is not None for a in xs], cut_lineage=cut))
                 new_params, v, s, master, s_max = [None if xs is None else [next(done) for _ in xs] for xs in groups]
@@ -298,6 +312,21 @@ class Adam:
                 "checkpoint (adam_np.cluster.load_zarr)") from exc
         self.params = list(new_params)
         self.state = new_state
+
+    def _step_dask_chunks(self, grads: list, backend: str) -> tuple[list, _adam.AdamState]:
+        """:func:`adam_np.update`'s step, one kernel task per chunk; the finiteness check in the same persist."""
+        from .kernels import coefficients, dask_chunks
+
+        state, config = self.state, self.config
+        t = state.step + 1
+        c = coefficients(config, config.lr_at(t), t)
+        new_p, new_v, new_s = dask_chunks.step(self.params, grads, state.v, state.s, c, backend)
+        n, check = len(new_p), config.nonfinite != "propagate"
+        finite = [dask_chunks.all_finite(grads, backend)] if check else []
+        done = persist([*new_p, *new_v, *new_s, *finite])
+        if check and not bool(done[-1].compute()):
+            return _adam._nonfinite(self.params, state, config, t)
+        return done[:n], state._replace(step=t, v=done[n:2 * n], s=done[2 * n:3 * n])
 
     def state_dict(self) -> dict:
         """A copy of the optimizer state: step, skipped steps, moments and hyper-parameters.

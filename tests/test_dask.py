@@ -130,18 +130,32 @@ def test_propagate_applies_a_nonfinite_step():
     assert not np.array_equal(X1.compute(), np.ones(4))
 
 
+PATHS = {  # how Adam steps Dask arrays: a kernel task per chunk, or adam_np.update (configs no kernel runs)
+    "numba": (dict(lr=0.01, backend="numba"), "numba"),
+    "numpy": (dict(lr=0.01, eps_mode="hat", weight_decay=0.1, backend="numpy"), "numpy"),
+    "update": (dict(config=variants.yogi(lr=0.01)), None),
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
 @pytest.mark.parametrize("nonfinite", ["propagate", "raise", "skip"])
-def test_stateful_adam_on_the_cluster_equals_numpy(client, nonfinite):
+def test_stateful_adam_on_the_cluster_equals_numpy(client, nonfinite, path):
+    kwargs, backend = PATHS[path]
+    if "config" in kwargs:
+        kwargs = {"config": AdamConfig.from_dict({**kwargs["config"].to_dict(), "nonfinite": nonfinite})}
+    else:
+        kwargs = {**kwargs, "nonfinite": nonfinite}
     rng = np.random.default_rng(2)
     x = [rng.normal(size=(20, 7)).astype(np.float32), rng.normal(size=13).astype(np.float32)]
     grads = [[rng.normal(size=a.shape).astype(np.float32) for a in x] for _ in range(30)]
-    opt = adam_np.Adam([da.from_array(a, chunks=5) for a in x], lr=0.01, nonfinite=nonfinite)
-    ref = adam_np.Adam([a.copy() for a in x], lr=0.01, nonfinite=nonfinite, backend="numpy")
+    opt = adam_np.Adam([da.from_array(a, chunks=5) for a in x], **kwargs)
+    ref = adam_np.Adam([a.copy() for a in x], **{**kwargs, "backend": "numpy"} if "backend" in kwargs else kwargs)
+    assert opt.backend == backend
     given = list(opt.params)
     for g in grads:
-        opt.step([da.from_array(a, chunks=5) for a in g])
+        opt.step([da.from_array(a, chunks=(4, 3) if a.ndim == 2 else 6) for a in g])  # other chunks: rechunked
         ref.step(g)
-    assert opt.state.step == 30 and opt.backend is None
+    assert opt.state.step == 30
     for got, want in zip([*opt.params, *opt.state.v, *opt.state.s], [*ref.params, *ref.state.v, *ref.state.s]):
         assert_bitwise(got.compute(), want)
     # The graph is one task per chunk after 30 steps (persisted): it does not grow with the steps.

@@ -421,3 +421,28 @@ def test_cupy_kernel_equals_adam_step_bit_for_bit(dtype):
     cupy_kernel.step(p, g, v, s, coefficients(config, config.lr, 7))
     for a, b in zip((p, v, s), expected):
         assert_bitwise(a.get(), b.get())
+
+
+STEP_INTO_CONFIGS = [AdamConfig(lr=0.1), AdamConfig(lr=0.1, eps_mode="root"), AdamConfig(lr=0.1, eps_mode="hat"),
+                     AdamConfig(lr=0.1, fold_bias_correction=True), AdamConfig(lr=0.1, maximize=True, weight_decay=0.3)]
+
+
+@pytest.mark.parametrize("config", STEP_INTO_CONFIGS, ids=lambda c: c.eps_mode + ("-fold" if c.fold_bias_correction
+                                                                                 else "-wd" if c.weight_decay else ""))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numba_step_into_equals_step_and_leaves_its_inputs(config, dtype):
+    """The out-of-place loop of the Dask path (kernels.dask_chunks) writes what the in-place step writes."""
+    numba_kernel = pytest.importorskip("adam_np.kernels.numba_kernel")
+    rng = np.random.default_rng(3)
+    p, g, v = (rng.normal(size=1000).astype(dtype) for _ in range(3))
+    s = (rng.normal(size=1000) ** 2).astype(dtype)
+    for a in (p, g, v, s):
+        a.flags.writeable = False  # Dask hands read-only chunks to tasks; the loop only reads them
+    c = coefficients(config, config.lr_at(7), 7)
+    out = np.empty((3, 1000), dtype)
+    numba_kernel.step_into(p, g, v, s, out, c)
+    want = [p.copy(), v.copy(), s.copy()]
+    numba_kernel.step(want[0], g, want[1], want[2], c)
+    for got, w in zip(out, want):
+        assert_bitwise(got, w)
+    assert not np.array_equal(out[0], p)  # inputs unchanged, outputs moved

@@ -27,7 +27,7 @@ RESTRICTED = {
     "cupy": ["adam_np.core._xp", "adam_np.kernels"],
     "numba": ["adam_np.kernels"],
     "array_api_compat": ["adam_np.core._xp", "adam_np.kernels"],
-    "dask": ["adam_np.core._xp", "adam_np.cluster"],  # _xp: persist(), the lazy backend's one entry
+    "dask": ["adam_np.core._xp", "adam_np.kernels", "adam_np.cluster"],  # _xp: persist(); kernels: per chunk
     "distributed": ["adam_np.core._xp", "adam_np.cluster"],  # _xp: persist() cuts the scheduler's history
     "zarr": ["adam_np.cluster"],
 }

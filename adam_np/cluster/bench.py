@@ -3,11 +3,15 @@
 For ``n`` float32 parameters in chunks of ``chunk`` elements, on a cluster of ``workers`` processes (one
 thread each), everything timed in interleaved rounds (method A, B, C, A, B, C, ...) with medians reported:
 
-- ``dask adam``: :class:`adam_np.Adam` over Dask arrays, ``nonfinite="propagate"`` (no check, as torch fused)
-  and ``"raise"`` (the default: the finiteness of every gradient chunk computed in the same pass);
-  one step = build + persist + wait until every new chunk is in the workers' memory;
-- ``dask roof``: the same access pattern (read p, g, v, s; write p, v, s) with trivial arithmetic, on the
-  same chunks, persisted and waited for alike: what the cluster can do at best for this traffic;
+- ``dask adam``: :class:`adam_np.Adam` over Dask arrays (a numba task per chunk,
+  :mod:`adam_np.kernels.dask_chunks`), ``nonfinite="propagate"`` (no check, as torch fused) and ``"raise"``
+  (the default: the finiteness of every gradient chunk computed in the same persist); one step = build +
+  persist + wait until every new chunk is in the workers' memory;
+- ``dask update``: :func:`adam_np.update` on the same Dask arrays through array-api-compat (NumPy ufuncs per
+  chunk, a dozen temporaries), persisted alike: the generic path, for configs no kernel runs;
+- ``dask roof``: the same access pattern (read p, g, v, s; write new p, v, s) with trivial arithmetic, one
+  numba pass per chunk into a new block as the kernel path does, on the same chunks, persisted and waited for
+  alike: what the cluster can do at best for this traffic;
 - ``numba 1 process``: :class:`adam_np.Adam` on NumPy arrays with the numba kernel, in this process;
 - ``dask adam (overhead)``: the same Dask step at ``overhead_n`` elements (two chunks), where the time is
   the scheduler's, not the arithmetic's.
@@ -74,15 +78,40 @@ def _dask_adam(buffers: list, nonfinite: str) -> Callable[[], None]:
     return step
 
 
+def _dask_update(buffers: list) -> Callable[[], None]:
+    from ..core.adam import AdamConfig, AdamState, update
+
+    p, g, v, s = buffers
+    config = AdamConfig(lr=1e-3, nonfinite="propagate")
+    state = {"p": p, "st": AdamState(0, v, s)}
+
+    def step() -> None:
+        p1, st = update(g, state["st"], state["p"], config)
+        p1, v1, s1 = _persisted([p1, st.v, st.s])
+        state["p"], state["st"] = p1, st._replace(v=v1, s=s1)
+
+    return step
+
+
+def _roof_chunk(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray) -> np.ndarray:
+    from ..kernels import get_kernel
+
+    out = np.empty((3, *p.shape), p.dtype)
+    get_kernel("numba").stream_roof_into(*(np.ascontiguousarray(a).reshape(-1) for a in (p, g, v, s)),
+                                         out.reshape(3, -1))
+    return out
+
+
 def _dask_roof(buffers: list) -> Callable[[], None]:
+    """Adam's access pattern with trivial arithmetic, built as the kernel path builds a step: one task per
+    chunk reads p, g, v, s and writes a new (3, chunk) block in one numba pass; persisted and waited for."""
     p, g, v, s = buffers
     state = {"p": p, "v": v, "s": s}
 
-    def step() -> None:  # read p, g, v, s; write p, v, s; one add each (values drift, nothing overflows)
-        v2 = state["v"] + g * np.float32(0.0)
-        s2 = state["s"] + g * np.float32(0.0)
-        p2 = state["p"] + (v2 - s2) * np.float32(0.0)
-        state["p"], state["v"], state["s"] = _persisted([p2, v2, s2])
+    def step() -> None:
+        block = da.map_blocks(_roof_chunk, state["p"], g, state["v"], state["s"], new_axis=0,
+                              chunks=((3,), *p.chunks), dtype=p.dtype, meta=np.empty((0, 0), p.dtype))
+        state["p"], state["v"], state["s"] = _persisted([block[0], block[1], block[2]])
 
     return step
 
@@ -120,16 +149,23 @@ def _peak_rss_mib(client: Any) -> dict:
 
 def _flat(client: Any, n: int, chunk: int, steps: int) -> dict:
     """Time per step and graph sizes over ``steps`` steps of a small problem: the first and last tenth."""
-    step = _dask_adam(_inputs(n, chunk, seed=1), "raise")
+    step = _dask_adam(_inputs(n, chunk, seed=4), "raise")
+    def tasks() -> int:
+        return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
     tenth = max(1, steps // 10)
-    times = [_time(step) for _ in range(steps)]
-    tasks = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+    times, counts = [], []
+    for k in range(steps):
+        times.append(_time(step))
+        if k + 1 in (tenth, steps):
+            counts.append(tasks())
     return {
         "steps": steps,
         "first_ms": 1e3 * statistics.median(times[:tenth]),
         "last_ms": 1e3 * statistics.median(times[-tenth:]),
         "graph_tasks": len(step.opt.params[0].__dask_graph__()),
-        "scheduler_tasks": tasks,
+        "scheduler_tasks_first": counts[0],
+        "scheduler_tasks": counts[-1],
         "worker_rss_mib": _peak_rss_mib(client),
     }
 
@@ -162,18 +198,21 @@ def run(n: int = 100_000_000, chunk: int = 10_000_000, workers: int = 2, repeats
     from .local import local_client
 
     with local_client(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit) as client:
-        buffers = _inputs(n, chunk)
+        # Each method its own inputs (seeds 0, 1, 2): equal inputs would give equal task keys, and a method
+        # would find the step another one just computed already in memory.
         methods = {
-            "dask adam, nonfinite=propagate": _dask_adam(buffers, "propagate"),
-            "dask adam, nonfinite=raise": _dask_adam(_inputs(n, chunk), "raise"),
-            "dask roof": _dask_roof(_inputs(n, chunk)),
+            "dask adam, nonfinite=propagate": _dask_adam(_inputs(n, chunk, seed=0), "propagate"),
+            "dask adam, nonfinite=raise": _dask_adam(_inputs(n, chunk, seed=1), "raise"),
+            "dask update (array API), propagate": _dask_update(_inputs(n, chunk, seed=5)),
+            "dask roof": _dask_roof(_inputs(n, chunk, seed=2)),
         }
         numba_step = _numba_adam(n)
         if numba_step is not None:
             methods["numba, 1 process"] = numba_step
-        small = _dask_adam(_inputs(overhead_n, max(1, overhead_n // 2)), "raise")
-        for step in [*methods.values(), small]:
-            step()  # warm-up: imports, compilation, first allocations
+        small = _dask_adam(_inputs(overhead_n, max(1, overhead_n // 2), seed=3), "raise")
+        for _ in range(3):  # warm-up: imports, compilation on the workers, the allocator's first growth
+            for step in [*methods.values(), small]:
+                step()
         times: dict = {name: [] for name in methods}
         small_times = []
         for _ in range(repeats):
@@ -181,10 +220,14 @@ def run(n: int = 100_000_000, chunk: int = 10_000_000, workers: int = 2, repeats
                 times[name].append(_time(step))
             small_times.append(_time(small))
         rss = _peak_rss_mib(client)
+        methods_run = list(methods)
+        methods.clear()  # release every method's arrays (and their history) before the growth check
+        small = None
         flat = _flat(client, overhead_n, max(1, overhead_n // 2), flat_steps) if flat_steps else None
     roof = statistics.median(times["dask roof"])
     rows = []
-    for name, ts in times.items():
+    for name in methods_run:
+        ts = times[name]
         med = statistics.median(ts)
         rows.append({"method": name, "seconds": med, "gb_s": BYTES_PER_ELEMENT * n / med / 1e9,
                      "vs_roof": roof / med})
@@ -218,7 +261,8 @@ def format_table(result: dict) -> str:
     if flat:
         lines.append(f"Over {flat['steps']} steps at n = {result['overhead_n']:.0e}: {flat['first_ms']:.1f} ms per "
                      f"step in the first tenth, {flat['last_ms']:.1f} ms in the last; the parameters' graph holds "
-                     f"{flat['graph_tasks']} tasks, the scheduler {flat['scheduler_tasks']}; worker RSS "
+                     f"{flat['graph_tasks']} tasks, the scheduler {flat['scheduler_tasks_first']} after the first "
+                     f"tenth and {flat['scheduler_tasks']} at the end; worker RSS "
                      f"{', '.join(f'{v:.0f} MiB' for v in flat['worker_rss_mib'].values())}.")
     return "\n".join(lines)
 

@@ -47,5 +47,5 @@ def local_client(address: str | None = None, *, n_workers: int = 2, threads_per_
             yield client
         return
     with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, memory_limit=memory_limit,
-                      processes=processes, dashboard_address=None, **kwargs) as cluster, Client(cluster) as client:
+                      processes=processes, dashboard_address=":0", **kwargs) as cluster, Client(cluster) as client:
         yield client

@@ -26,6 +26,7 @@ __all__ = [
     "is_real_floating",
     "namespace_for",
     "is_lazy",
+    "like_chunks",
     "persist",
 ]
 
@@ -342,6 +343,28 @@ def is_lazy(x: Any) -> bool:
     False
     """
     return is_dask_array(x)
+
+
+def like_chunks(a: Any, like: Any) -> Any:
+    """Dask array ``a`` chunked as ``like`` (so a step's results keep the parameters' chunks).
+
+    Parameters
+    ----------
+    a, like : dask.array.Array
+        Of one shape.
+
+    Returns
+    -------
+    dask.array.Array
+        ``a`` itself when the chunks already agree.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> like_chunks(da.ones(6, chunks=4), da.zeros(6, chunks=3)).chunks
+    ((3, 3),)
+    """
+    return a if a.chunks == like.chunks else a.rechunk(like.chunks)
 
 
 def persist(arrays: list, *, cut_lineage: bool = False) -> list:

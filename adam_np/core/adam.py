@@ -43,7 +43,7 @@ from ._checks import (
     _namespace,
     _real,
 )
-from ._xp import array_namespace, device_of, is_lazy, is_numpy_array, persist
+from ._xp import array_namespace, device_of, is_lazy, is_numpy_array, like_chunks, persist
 from .config import EPS_MODES, NONFINITE_POLICIES, VARIANTS, WEIGHT_DECAY_MODES, AdamConfig
 
 __all__ = [
@@ -581,6 +581,9 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
     leaves = _validate(grads, state, params, config)
     xp, t = leaves.xp, leaves.step + 1
     lazy = is_lazy(leaves.params[0])  # Dask: the check is computed with the step below, not before it
+    if lazy:  # results chunked as the parameters, whatever the chunks of the gradients and moments
+        leaves = leaves._replace(**{k: [like_chunks(a, x) for a, x in zip(getattr(leaves, k), leaves.params)]
+                                    for k in ("grads", "v", "s")})
     if config.nonfinite != "propagate" and not lazy and not all_finite(leaves.grads, xp=xp):
         return _nonfinite(params, state, config, t)
     lr = config.lr_at(t)  # only for a step actually taken; still before anything is computed

@@ -41,7 +41,8 @@ def _coefs(dtype_like, k):  # pragma: no cover - compiled by numba
     return out
 
 
-def _body(i, p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
+def _body(i, p, g, v, s, po, vo, so, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
+    # Reads p, g, v, s at i, writes po, vo, so at i: in place when they are p, v, s (every read comes first).
     wd, b1, omb1, b2, omb2 = kk[0], kk[1], kk[2], kk[3], kk[4]
     lr, bc1, bc2, alpha, eps = kk[5], kk[6], kk[7], kk[8], kk[9]
     x = p[i]
@@ -52,16 +53,16 @@ def _body(i, p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compi
         gi = gi + wd * x
     vi = b1 * v[i] + omb1 * gi
     si = b2 * s[i] + omb2 * (gi * gi)
-    v[i] = vi
-    s[i] = si
+    vo[i] = vi
+    so[i] = si
     if mode == 2:
-        p[i] = x - alpha * vi / (np.sqrt(si) + eps)
+        po[i] = x - alpha * vi / (np.sqrt(si) + eps)
     elif mode == 3:
-        p[i] = x - alpha * vi / np.sqrt(si + eps)
+        po[i] = x - alpha * vi / np.sqrt(si + eps)
     elif mode == 1:
-        p[i] = x - lr * (vi / bc1) / np.sqrt(si / bc2 + eps)
+        po[i] = x - lr * (vi / bc1) / np.sqrt(si / bc2 + eps)
     else:
-        p[i] = x - lr * (vi / bc1) / (np.sqrt(si / bc2) + eps)
+        po[i] = x - lr * (vi / bc1) / (np.sqrt(si / bc2) + eps)
 
 
 _coefs_jit = numba.njit(inline="always", error_model="numpy")(_coefs)
@@ -74,7 +75,17 @@ def _serial(p, g, v, s, k):  # pragma: no cover - compiled by numba
     kk = _coefs_jit(p, k)
     mode, maximize, decay = int(k[0]), k[1] != 0.0, k[2] != 0.0
     for i in range(p.shape[0]):
-        _body_jit(i, p, g, v, s, kk, mode, maximize, decay)
+        _body_jit(i, p, g, v, s, p, v, s, kk, mode, maximize, decay)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _serial_into(p, g, v, s, po, vo, so, k):  # pragma: no cover - compiled by numba
+    p, g, v, s = p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1)
+    po, vo, so = po.reshape(-1), vo.reshape(-1), so.reshape(-1)
+    kk = _coefs_jit(p, k)
+    mode, maximize, decay = int(k[0]), k[1] != 0.0, k[2] != 0.0
+    for i in range(p.shape[0]):
+        _body_jit(i, p, g, v, s, po, vo, so, kk, mode, maximize, decay)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -89,7 +100,7 @@ def _parallel(p, g, v, s, k):  # pragma: no cover - compiled by numba
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _parallel_loop(p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
     for i in numba.prange(p.shape[0]):
-        _body_jit(i, p, g, v, s, kk, mode, maximize, decay)
+        _body_jit(i, p, g, v, s, p, v, s, kk, mode, maximize, decay)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -150,6 +161,35 @@ def step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: Coeffici
     array([ 0.9, -1.9])
     """
     step_many([p], [g], [v], [s], c)
+
+
+def step_into(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, out: np.ndarray, c: Coefficients) -> None:
+    """:func:`step` out of place: the new ``p, v, s`` into ``out[0], out[1], out[2]``, the inputs unchanged.
+
+    One serial pass (read p, g, v, s; write out): for callers that own one thread each, such as
+    the tasks of a Dask worker (:mod:`adam_np.kernels.dask_chunks`). Bit for bit what :func:`step` writes.
+
+    Parameters
+    ----------
+    p, g, v, s : numpy.ndarray
+        C-contiguous, one shape and dtype (read-only arrays are fine).
+    out : numpy.ndarray
+        C-contiguous, shape ``(3, *p.shape)``, same dtype, overlapping none of the inputs.
+    c : Coefficients
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> out = np.empty((3, 2))
+    >>> step_into(np.array([1.0, -2.0]), np.array([0.5, -4.0]), np.zeros(2), np.zeros(2), out,
+    ...           coefficients(AdamConfig(), 0.1, 1))
+    >>> out[0]
+    array([ 0.9, -1.9])
+    """
+    k = prepare(c.constants)
+    set_step(k, c)
+    _serial_into(p, g, v, s, out[0], out[1], out[2], k)
 
 
 def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: np.ndarray | None = None) -> None:
@@ -375,6 +415,34 @@ def _roof_serial(p, g, v, s):  # pragma: no cover - compiled by numba
         p[i] = p[i] + gi
         v[i] = v[i] + gi
         s[i] = s[i] + gi
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _roof_into(p, g, v, s, po, vo, so):  # pragma: no cover - compiled by numba
+    p, g, v, s = p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1)
+    po, vo, so = po.reshape(-1), vo.reshape(-1), so.reshape(-1)
+    for i in range(p.shape[0]):
+        gi = g[i] - g[i]
+        po[i] = p[i] + gi
+        vo[i] = v[i] + gi
+        so[i] = s[i] + gi
+
+
+def stream_roof_into(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:
+    """:func:`stream_roof` out of place, serial, as :func:`step_into`: read p, g, v, s, write ``out[0:3]``.
+
+    Parameters
+    ----------
+    p, g, v, s : numpy.ndarray
+    out : numpy.ndarray
+        Shape ``(3, *p.shape)``.
+
+    Examples
+    --------
+    >>> out = np.empty((3, 2)); stream_roof_into(*[np.full(2, 2.0)] * 4, out); out[2]
+    array([2., 2.])
+    """
+    _roof_into(p, g, v, s, out[0], out[1], out[2])
 
 
 def stream_roof(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray) -> None:

@@ -1,0 +1,138 @@
+"""Adam on Dask arrays with a kernel per chunk: one task per chunk takes the whole step for that chunk.
+
+Dask arrays are immutable, so a step writes new chunks: the task writes the chunk's new ``p``, ``v``, ``s``
+into one new ``(3, *chunk)`` block, with numba in one pass (:func:`adam_np.kernels.numba_kernel.step_into`:
+read p, g, v, s, write the block), with the NumPy kernel in place on a copy; ``p``, ``v``, ``s`` of the
+result are views of that block. What the kernel computes is what
+:func:`adam_np.update` computes, bit for bit (tested), so this is the same step as ``update`` on the
+same Dask arrays, in one fused pass per chunk instead of a dozen NumPy temporaries.
+:class:`adam_np.Adam` uses it for Dask arrays where :func:`usable` says so, else :func:`adam_np.update`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from . import get_kernel
+from ._common import Coefficients, supports
+
+__all__ = ["all_finite", "step", "usable"]
+
+
+def usable(params: list, state: Any, config: Any, backend: str | None) -> bool:
+    """Whether :func:`step` computes ``config``'s step for these Dask arrays (else use :func:`adam_np.update`).
+
+    Parameters
+    ----------
+    params : list of dask.array.Array
+    state : AdamState
+    config : AdamConfig
+    backend : str or None
+        A concrete NumPy-array backend (``"numba"``, ``"numpy"``) or None.
+
+    Returns
+    -------
+    bool
+        True for kernel-supported configs on NumPy-chunked float32/float64 arrays with moments of the
+        same dtype and chunks, without a master copy or AMSGrad state.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from adam_np import AdamConfig, init
+    >>> x = da.zeros(4, chunks=2)
+    >>> usable([x], init([x]), AdamConfig(), "numpy"), usable([x], init([x]), AdamConfig(variant="yogi"), "numpy")
+    (True, False)
+    """
+    if backend not in ("numba", "numpy") or not supports(config) or state.master is not None:
+        return False
+    if state.s_max is not None:
+        return False
+    for x, v, s in zip(params, state.v, state.s):
+        if not isinstance(x._meta, np.ndarray) or x.ndim == 0 or x.dtype not in (np.float32, np.float64):
+            return False
+        if not (x.dtype == v.dtype == s.dtype and x.chunks == v.chunks == s.chunks):
+            return False
+    return True
+
+
+def _chunk_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: Coefficients,
+                backend: str) -> np.ndarray:
+    """One chunk's step into a new ``(3, *chunk)`` block: numba in one pass (read p, g, v, s, write the
+    block), the NumPy kernel in place on a copy."""
+    out = np.empty((3, *p.shape), p.dtype)
+    p, g, v, s = (np.ascontiguousarray(a).reshape(-1) for a in (p, g, v, s))
+    flat = out.reshape(3, -1)  # views: the kernels step flat arrays
+    if backend == "numba":
+        get_kernel(backend).step_into(p, g, v, s, flat, c)
+    else:
+        flat[0], flat[1], flat[2] = p, v, s
+        get_kernel(backend).step(flat[0], g, flat[1], flat[2], c)
+    return out
+
+
+def _chunk_finite(g: np.ndarray, backend: str) -> np.ndarray:
+    return np.array(get_kernel(backend).all_finite(np.ascontiguousarray(g).reshape(-1))).reshape((1,) * g.ndim)
+
+
+def step(params: list, grads: list, v: list, s: list, c: Coefficients, backend: str) -> tuple[list, list, list]:
+    """The lazy new ``(params, v, s)``: per chunk one task that runs the kernel on copies.
+
+    Parameters
+    ----------
+    params, grads, v, s : list of dask.array.Array
+        Aligned, equal shapes, chunks and dtypes (grads are rechunked to the parameters' chunks).
+    c : Coefficients
+        From :func:`adam_np.kernels.coefficients` for the step taken.
+    backend : {"numba", "numpy"}
+
+    Returns
+    -------
+    tuple of three lists of dask.array.Array
+        New parameters, first and second moments (nothing computed yet).
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> (p,), (v,), (s,) = step([da.ones(4, chunks=2)], [da.ones(4, chunks=2)], [da.zeros(4, chunks=2)],
+    ...                         [da.zeros(4, chunks=2)], coefficients(AdamConfig(), 0.1, 1), "numpy")
+    >>> p.compute()
+    array([0.9, 0.9, 0.9, 0.9])
+    """
+    new_p, new_v, new_s = [], [], []
+    for x, g, m, q in zip(params, grads, v, s):
+        g = g.rechunk(x.chunks)
+        block = da.map_blocks(_chunk_step, x, g, m, q, c, backend, new_axis=0, chunks=((3,), *x.chunks),
+                              dtype=x.dtype, meta=np.empty((0,) * (x.ndim + 1), x.dtype))
+        new_p.append(block[0])
+        new_v.append(block[1])
+        new_s.append(block[2])
+    return new_p, new_v, new_s
+
+
+def all_finite(grads: list, backend: str) -> da.Array:
+    """A lazy 0-d boolean: every element of every gradient is finite (the kernel's check, per chunk).
+
+    Parameters
+    ----------
+    grads : list of dask.array.Array
+    backend : {"numba", "numpy"}
+
+    Returns
+    -------
+    dask.array.Array
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> bool(all_finite([da.from_array(np.array([1.0, np.inf]), chunks=1)], "numpy").compute())
+    False
+    """
+    flags = [da.map_blocks(_chunk_finite, g, backend, chunks=tuple((1,) * len(c) for c in g.chunks), dtype=bool,
+                           meta=np.empty((0,) * g.ndim, bool)).all() for g in grads]
+    return da.stack(flags).all()
