@@ -35,8 +35,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import rules as _rules
 from .config import AdamConfig
-from .rules import (
+from .rules import (  # re-exported: the options objects and rule functions live with their variants there
+    AMSGRAD_MAXES,
+    MU_PRODUCT_DTYPES,
+    NADAM_SCHEDULES,
+    SPECS,
     AdaMax,
     AMSGrad,
     NAdam,
@@ -53,29 +58,7 @@ from .rules import (
     yogi_second_moment,
 )
 
-__all__ = [
-    "AMSGrad",
-    "AdaMax",
-    "NAdam",
-    "RAdam",
-    "Variant",
-    "Yogi",
-    "adam",
-    "adamax",
-    "adamax_norm",
-    "adamw",
-    "amsgrad",
-    "amsgrad_max",
-    "nadam",
-    "nadam_coefficients",
-    "nadam_mu",
-    "radam",
-    "radam_rectification",
-    "radam_rho",
-    "round_float32",
-    "yogi",
-    "yogi_second_moment",
-]
+__all__ = ["adam", "adamax", "adamw", "amsgrad", "nadam", "radam", "yogi", *_rules.__all__]  # + the rules
 
 
 def adam(**options: Any):
