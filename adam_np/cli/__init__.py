@@ -1,8 +1,9 @@
 """The ``adam-np`` command line: a thin argparse layer over the library.
 
-One module per sub-command (:mod:`.train`, :mod:`.plot`, :mod:`.bench`, :mod:`.crosscheck`), each with
-an ``add(subparsers)`` that builds its parser and sets ``func``, the function that runs it and returns
-the exit status. They import the library lazily, so ``adam-np train`` loads neither torch nor jax.
+One module per sub-command (:mod:`.train`, :mod:`.make_data`, :mod:`.plot`, :mod:`.bench`,
+:mod:`.crosscheck`), each with an ``add(subparsers)`` that builds its parser and sets ``func``, the function
+that runs it and returns the exit status. They import the library lazily, so ``adam-np train`` loads
+neither torch nor jax.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import bench, crosscheck, plot, train
+from . import bench, crosscheck, make_data, plot, train
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (bench, train, plot, crosscheck)
+_COMMANDS = (bench, train, make_data, plot, crosscheck)
 
 
 def build_parser() -> argparse.ArgumentParser:

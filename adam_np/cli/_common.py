@@ -32,10 +32,23 @@ positive_int = number(int, 0, True, "an integer >= 1")
 nonneg_int = number(int, 0, False, "an integer >= 0")
 
 
+def is_data_path(data: str) -> bool:
+    """Whether ``--data`` names files (a ``.zarr`` store or ``.npy`` features) rather than a built-in set."""
+    return data.rstrip("/").endswith((".zarr", ".npy"))
+
+
+def _data(text: str) -> str:
+    if text in ("synthetic", "airfoil") or is_data_path(text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected synthetic, airfoil, PATH.zarr or PATH.npy, got {text!r}")
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", choices=("synthetic", "airfoil"), default="synthetic",
-                   help="synthetic (offline default, 1500x5 with a known solution) or the UCI airfoil data "
-                        "(path from --data-path, $ADAM_NP_AIRFOIL, the cache, or a download)")
+    p.add_argument("--data", type=_data, default="synthetic",
+                   help="synthetic (offline default, 1500x5 with a known solution), the UCI airfoil data "
+                        "(path from --data-path, $ADAM_NP_AIRFOIL, the cache, or a download), or data larger "
+                        "than memory: PATH.zarr (from adam-np make-data) or PATH.npy features with --labels "
+                        "(train only: on a Dask cluster)")
     p.add_argument("--data-path", metavar="FILE", help="airfoil_self_noise.dat to use with --data airfoil")
     p.add_argument("--seed", type=nonneg_int, default=None, help="seed of the run's random generator (default: fresh)")
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="array library (default numpy)")
@@ -77,6 +90,8 @@ def load(args: argparse.Namespace) -> tuple[Any, Any]:
         xp = namespace_for(args.backend)
     except RuntimeError as exc:
         parser.error(f"argument --backend: {exc}")
+    if is_data_path(args.data):
+        parser.error(f"argument --data: {args.data!r}: files beyond memory are for adam-np train only")
     if args.data_path is not None and args.data != "airfoil":
         parser.error("argument --data-path: only used with --data airfoil")
     if args.data_path is not None and os.path.isdir(args.data_path):
@@ -88,3 +103,39 @@ def load(args: argparse.Namespace) -> tuple[Any, Any]:
         return get_data_ch7(args.data_path, xp=xp, progressbar=not getattr(args, "quiet", False))
     except (AirfoilError, FileNotFoundError) as exc:
         parser.error(f"argument {'--data' if args.data_path is None else '--data-path'}: {exc}")
+
+
+def add_cluster_args(p: argparse.ArgumentParser) -> None:
+    """``--scheduler``, ``--workers``, ``--memory-limit``: where data beyond memory is processed."""
+    g = p.add_argument_group("cluster", "for --data PATH.zarr / PATH.npy: where the data are processed")
+    g.add_argument("--labels", metavar="PATH.npy", help="labels for --data PATH.npy features")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: start a local cluster)")
+    g.add_argument("--workers", type=positive_int, default=2, help="workers of the local cluster (default 2)")
+    g.add_argument("--memory-limit", default="auto", help="memory per local worker, e.g. 2GiB (default auto)")
+
+
+class cluster_client:
+    """A context manager: a client on ``args.scheduler``, or on a new local cluster; a parser error (exit 2)
+    naming ``--scheduler`` when it cannot be reached."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.context = None
+
+    def __enter__(self) -> Any:
+        from ..cluster.local import local_client
+
+        args = self.args
+        if args.scheduler is not None:
+            self.context = local_client(args.scheduler, timeout=10)
+        else:
+            self.context = local_client(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                        memory_limit=getattr(args, "memory_limit", "auto"))
+        try:
+            return self.context.__enter__()
+        except (OSError, TimeoutError) as exc:
+            args._parser.error(f"argument --scheduler: cannot reach {args.scheduler!r}: {exc}")
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.context.__exit__(*exc)

@@ -9,7 +9,17 @@ import os
 import sys
 from typing import Any
 
-from ._common import add_data_args, check_output, load, nonneg_float, positive_float, positive_int
+from ._common import (
+    add_cluster_args,
+    add_data_args,
+    check_output,
+    cluster_client,
+    is_data_path,
+    load,
+    nonneg_float,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["add", "run"]
 
@@ -46,6 +56,7 @@ def add(subparsers: Any) -> None:
     g.add_argument("--max-steps", metavar="N", type=positive_int,
                    help="stop after N optimizer steps in this invocation, with a checkpoint; continue with --resume "
                         "(reaching the run's last step finishes it as usual)")
+    add_cluster_args(p)
     p.set_defaults(func=run, _parser=p)
 
 
@@ -77,20 +88,8 @@ class _Progress:
         self.bar.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``adam-np train``; returns the exit status.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-
-    Returns
-    -------
-    int
-    """
-    from ..book.train import init_train, result_of
-    from ..book.train import run_train as run_loop
-
+def _check_output_flags(args: argparse.Namespace) -> str | None:
+    """Checkpoint and plot flags, checked before anything is loaded; returns the checkpoint path."""
     parser = args._parser
     ckpt_path = args.checkpoint or args.resume
     for flag in ("checkpoint_every", "max_steps"):
@@ -102,6 +101,147 @@ def run(args: argparse.Namespace) -> int:
         check_output(parser, "--checkpoint", args.checkpoint)
     if args.plot is not None:
         check_output(parser, "--plot", args.plot, make_parents=True, suffix=".png")
+    return ckpt_path
+
+
+def _finish(args: argparse.Namespace, state: Any, optimizer: Any, steps: int, ckpt_path: str | None,
+            extra: dict) -> int:
+    """Print the book's line (or JSON), save the plot; or say where a stopped run continues."""
+    from ..book.train import result_of
+
+    if state.epoch < args.epochs:
+        print(f"stopped after {steps} steps (epoch {state.epoch}, batch {state.batch}); "
+              f"continue with --resume {ckpt_path}", file=sys.stderr)
+        return 0
+    result = result_of(state, optimizer, args.epochs)
+    if args.plot:
+        from ..book.plot import plot_loss
+
+        plot_loss(result, args.plot, title=f"{args.data}, {optimizer.name}")
+    if args.json:
+        out = result.to_dict()
+        out.update(data=args.data, batch_size=args.batch_size, seed=args.seed, hyperparams=optimizer.hyperparams())
+        out.update(extra)
+        print(json.dumps(out))
+    else:
+        print(result.line())
+    return 0
+
+
+def _saved_seed(path: str) -> int | None:
+    """The seed a cluster run's checkpoint was made with (None when it cannot be read: load names why)."""
+    from .._npz import CheckpointError, read_verified
+    from ..cluster.train import FORMAT_NAME, FORMAT_VERSION
+
+    try:
+        _, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
+    except (CheckpointError, OSError):
+        return None
+    seed = meta.get("run", {}).get("settings", {}).get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
+    """``adam-np train --data PATH.zarr|PATH.npy``: synchronous data-parallel Adam on a Dask cluster."""
+    import numpy as np
+
+    from ..checkpoint import CheckpointError
+    from ..cluster.data import DataError, open_data
+    from ..cluster.train import (
+        NonFiniteData,
+        Plan,
+        init_cluster_train,
+        load_cluster_run,
+        run_cluster_train,
+        save_cluster_run,
+    )
+
+    parser = args._parser
+    if args.backend != "numpy":
+        parser.error("argument --backend: data on a Dask cluster train with numpy parameters")
+    if args.labels is not None and not args.data.rstrip("/").endswith(".npy"):
+        parser.error("argument --labels: only for --data PATH.npy features")
+    optimizer = _optimizer(args)
+    try:
+        X, y, data_meta = open_data(args.data, args.labels)
+    except DataError as exc:
+        parser.error(f"argument --data: {exc}")
+    n = X.shape[0]
+    if args.batch_size > n:
+        parser.error(f"argument --batch-size: {args.batch_size} is larger than the data ({n} rows)")
+    seed = args.seed
+    if seed is None and args.resume is not None:
+        seed = _saved_seed(args.resume)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**63)
+    settings = {"batch_size": args.batch_size, "epochs": args.epochs, "seed": seed}
+    plan = Plan(X.chunks[0], args.batch_size, seed)
+    with cluster_client(args) as client:
+        if args.resume is not None:
+            try:
+                state = load_cluster_run(args.resume, optimizer, X, y, data_meta, settings, plan)
+            except CheckpointError as exc:
+                parser.error(f"argument --resume: {exc}")
+        else:
+            state = init_cluster_train(optimizer, X, y, seed)
+        total = args.epochs * plan.batches
+        progress = None if args.quiet else _Progress(total)
+        if progress is not None:
+            progress.bar.update(state.epoch * plan.batches + state.batch)
+        steps = 0
+
+        def save() -> None:
+            save_cluster_run(ckpt_path, state, optimizer, data_meta, settings)
+
+        def on_step(s: Any) -> bool:
+            nonlocal steps
+            steps += 1
+            if progress is not None:
+                progress(s)
+            if args.checkpoint_every is not None and steps % args.checkpoint_every == 0:
+                save()
+            last = s.epoch == args.epochs - 1 and s.batch == plan.batches
+            return args.max_steps is not None and steps >= args.max_steps and not last
+
+        try:
+            state = run_cluster_train(state, optimizer, X, y, plan, args.epochs, client, on_step=on_step)
+        except NonFiniteData as exc:
+            parser.error(f"argument --data: {exc}; nothing was saved for the failing step")
+        except FloatingPointError:
+            parser.error(f"argument --lr: training diverged at step {state.epoch * plan.batches + state.batch + 1} "
+                         "(the gradient became NaN/inf); try a smaller --lr")
+        finally:
+            if progress is not None:
+                progress.close()
+        finished = state.epoch >= args.epochs
+        if ckpt_path is not None and (args.checkpoint_every is not None or args.max_steps is not None or finished):
+            save()
+        workers = len(client.scheduler_info()["workers"])
+    return _finish(args, state, optimizer, steps, ckpt_path,
+                   {"rows": n, "chunks": len(X.chunks[0]), "workers": workers, "seed": seed})
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``adam-np train``; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+    """
+    from ..book.train import init_train
+    from ..book.train import run_train as run_loop
+
+    parser = args._parser
+    ckpt_path = _check_output_flags(args)
+    if is_data_path(args.data):
+        return _run_cluster(args, ckpt_path)
+    for flag in ("labels", "scheduler"):
+        if getattr(args, flag) is not None:
+            parser.error(f"argument --{flag}: only for --data PATH.zarr / PATH.npy")
     optimizer = _optimizer(args)
     features, labels = load(args)
     settings = {"data": args.data, "backend": args.backend, "seed": args.seed, "batch_size": args.batch_size,
@@ -149,22 +289,6 @@ def run(args: argparse.Namespace) -> int:
     finished = state.epoch >= args.epochs
     if ckpt_path is not None and (args.checkpoint_every is not None or args.max_steps is not None or finished):
         save()
-    if not finished:
-        print(f"stopped after {steps} steps (epoch {state.epoch}, batch {state.batch}); "
-              f"continue with --resume {ckpt_path}", file=sys.stderr)
-        return 0
-    result = result_of(state, optimizer, args.epochs)
-    if args.plot:
-        from ..book.plot import plot_loss
-
-        plot_loss(result, args.plot, title=f"{args.data}, {optimizer.name}")
-    if args.json:
-        out = result.to_dict()
-        out.update(data=args.data, backend=args.backend, batch_size=args.batch_size, seed=args.seed,
-                   hyperparams=optimizer.hyperparams())
-        print(json.dumps(out))
-    else:
-        print(result.line())
-    return 0
+    return _finish(args, state, optimizer, steps, ckpt_path, {"backend": args.backend})
 
 
