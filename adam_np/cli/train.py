@@ -210,6 +210,11 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
         except FloatingPointError:
             parser.error(f"argument --lr: training diverged at step {state.epoch * plan.batches + state.batch + 1} "
                          "(the gradient became NaN/inf); try a smaller --lr")
+        except Exception as exc:  # the cluster's: a lost scheduler, a task that failed for good...
+            where = f"; continue from the last checkpoint with --resume {ckpt_path}" if ckpt_path else ""
+            print(f"adam-np train: step {state.epoch * plan.batches + state.batch + 1} failed on the cluster "
+                  f"({type(exc).__name__}: {exc}){where}", file=sys.stderr)
+            return 1
         finally:
             if progress is not None:
                 progress.close()
