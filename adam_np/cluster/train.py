@@ -168,6 +168,11 @@ def _reduce(parts: list, m: int) -> tuple:
     return gw / float(m), gb / float(m)
 
 
+def _gradient(chunk: tuple, local: np.ndarray, w: np.ndarray, b: np.ndarray, m: int) -> tuple:
+    """On a worker: the whole gradient of a batch that lies in one chunk (:func:`_partial`, then :func:`_reduce`)."""
+    return _reduce([_partial(chunk, local, w, b)], m)
+
+
 def batch_gradient(X: np.ndarray, y: np.ndarray, plan: Plan, epoch: int, batch: int, w: np.ndarray,
                    b: np.ndarray) -> tuple:
     """The in-memory twin of a cluster step's gradient: the same pieces, the same reduction, on NumPy arrays.
@@ -294,9 +299,13 @@ def run_cluster_train(state: TrainState, optimizer: Any, X: Any, y: Any, plan: P
                 chunk(int(order[positions[-1] + 1]))  # prefetch: the next chunk loads while this one works
             pieces = plan.pieces(state.epoch, state.batch)
             w, b = (np.asarray(p) for p in params)
-            parts = [client.submit(_partial, chunk(k), local, w, b, pure=False) for k, local in pieces]
             m = sum(len(local) for _, local in pieces)
-            grads = list(client.submit(_reduce, parts, m, pure=False).result())
+            if len(pieces) == 1:  # one task on the worker that holds the chunk: one round trip a step
+                (k, local), = pieces
+                grads = list(client.submit(_gradient, chunk(k), local, w, b, m, pure=False).result())
+            else:
+                parts = [client.submit(_partial, chunk(k), local, w, b, pure=False) for k, local in pieces]
+                grads = list(client.submit(_reduce, parts, m, pure=False).result())
             try:
                 params, opt_state = optimizer.update(grads, opt_state, params)
             except FloatingPointError:
