@@ -216,3 +216,22 @@ def test_open_data_errors_without_the_cli(tmp_path):
     with pytest.raises(ValueError, match="rows must be an integer >= 1"):
         make_data(str(tmp_path / "x.zarr"), rows=0, features=2)
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_readme_commands_run_as_written(tmp_path, capsys, monkeypatch):
+    """README's make-data and train lines, verbatim, in a fresh folder: the loss it shows is the loss printed."""
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    lines = readme.splitlines()
+    make = next(line for line in lines if line.startswith("$ adam-np make-data"))
+    train = next(line for line in lines if line.startswith("$ adam-np train --data data.zarr --batch-size"))
+    shown = lines[lines.index(train) + 1]
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(capsys, *shlex.split(make)[2:], "--workers", "1")
+    assert code == 0, err
+    code, out, err = _cli(capsys, *shlex.split(train)[2:], "--quiet", "--workers", "1")
+    assert code == 0, err
+    assert out.startswith("loss: ") and out.split(",")[0] == shown.split(",")[0], (out, shown)
+    assert out.rstrip().endswith(" sec per epoch")

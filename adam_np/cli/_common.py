@@ -130,7 +130,8 @@ class cluster_client:
         if args.scheduler is not None:
             self.context = local_client(args.scheduler, timeout=10)
         else:
-            self.context = local_client(n_workers=args.workers, threads_per_worker=1, processes=True,
+            # two threads a worker: a chunk that loads does not hold up the gradient of the chunk in use
+            self.context = local_client(n_workers=args.workers, threads_per_worker=2, processes=True,
                                         memory_limit=getattr(args, "memory_limit", "auto"))
         try:
             return self.context.__enter__()

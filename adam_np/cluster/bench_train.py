@@ -1,7 +1,8 @@
 """One training epoch on a Zarr store larger than the cluster's memory, against the store's read roof.
 
 Writes (or reuses) a store of ``rows`` x ``features`` float64 (by default 27e6 x 10: 2.2 GB of features, more
-than twice the 2 x 512 MiB of the workers), then on a new ``LocalCluster(processes=True)``:
+than twice the 2 x 512 MiB of the workers), then on a new ``LocalCluster(processes=True)`` with two threads a
+worker (as ``adam-np train`` starts it: a chunk that loads does not hold up the gradient of the chunk in use):
 
 - ``read roof``: one plain pass over the store, ``da.from_zarr(X).sum().compute()`` (median of 3);
 - ``epoch, batch B``: :func:`adam_np.cluster.train.run_cluster_train` for one epoch (or its first ``max_steps``
@@ -105,7 +106,7 @@ def run(store: str, rows: int = 27_000_000, features: int = 10, workers: int = 2
     out = {"rows": X.shape[0], "features": X.shape[1], "chunks": len(X.chunks[0]), "workers": workers,
            "memory_limit": memory_limit, "feature_bytes": X.nbytes, "make_seconds": made,
            "disk_bytes": sum(f.stat().st_size for f in Path(store).rglob("*") if f.is_file())}
-    with local_client(n_workers=workers, processes=True, memory_limit=memory_limit) as client:
+    with local_client(n_workers=workers, threads_per_worker=2, processes=True, memory_limit=memory_limit) as client:
         out["worker_memory_bytes"] = sum(w["memory_limit"] for w in client.scheduler_info()["workers"].values())
         roofs = []
         for _ in range(3):

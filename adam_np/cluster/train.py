@@ -41,6 +41,9 @@ from ..book.train import TrainState
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "NonFiniteData", "Plan", "batch_gradient", "init_cluster_train",
            "load_cluster_run", "run_cluster_train", "save_cluster_run", "whole_loss"]
 
+PREFETCH = 2
+"""Chunks loaded ahead of the one in use (each on some worker: with two workers both read while one computes)."""
+
 FORMAT_NAME = "adam_np.cluster-run"
 FORMAT_VERSION = 1
 
@@ -292,11 +295,13 @@ def run_cluster_train(state: TrainState, optimizer: Any, X: Any, y: Any, plan: P
         while state.batch < plan.batches:
             start = clock()
             positions = plan.positions(state.epoch, state.batch)
+            ahead = range(positions[-1] + 1, min(positions[-1] + 1 + PREFETCH, len(order)))
+            keep = {int(order[j]) for j in range(positions[0], ahead.stop)}
             for k in list(loaded):  # chunks the epoch has left behind
-                if k not in {int(order[j]) for j in range(positions[0], min(positions[-1] + 2, len(order)))}:
+                if k not in keep:
                     del loaded[k]
-            if positions[-1] + 1 < len(order):
-                chunk(int(order[positions[-1] + 1]))  # prefetch: the next chunk loads while this one works
+            for j in ahead:  # prefetch: the next chunks load while this one works
+                chunk(int(order[j]))
             pieces = plan.pieces(state.epoch, state.batch)
             w, b = (np.asarray(p) for p in params)
             m = sum(len(local) for _, local in pieces)
