@@ -134,5 +134,7 @@ def client():
     scheduler of every dask computation in the module that asks for it; shut down after the module."""
     from adam_np.cluster import local_client
 
-    with local_client(n_workers=2, threads_per_worker=1, memory_limit="1GiB") as c:
+    # No memory limit: in-process workers measure the whole pytest process (torch, jax, numba... > 1 GiB late in
+    # the suite), and a limit below it pauses them, which hangs every computation.
+    with local_client(n_workers=2, threads_per_worker=1, memory_limit=0) as c:
         yield c

@@ -21,6 +21,8 @@ def local_client(address: str | None = None, *, n_workers: int = 2, threads_per_
     n_workers, threads_per_worker, memory_limit, processes
         For the ``LocalCluster`` (ignored with ``address``); ``processes=False`` keeps the workers in
         this process as threads (quick to start), ``True`` starts one process per worker with a nanny.
+        With ``processes=False`` each worker's ``memory_limit`` is checked against this whole process's
+        memory: a limit below it pauses the workers (``0`` turns the limit off).
     **kwargs
         Further ``LocalCluster`` arguments.
 
