@@ -4,6 +4,7 @@ the step equal to NumPy's; no timing is asserted."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -29,3 +30,20 @@ def test_bench_dask_runs_and_writes_its_table(tmp_path, capsys):
     assert flat["scheduler_tasks"] < 250 and flat["scheduler_tasks_first"] < 250
     assert "| dask roof |" in out and (tmp_path / "bench_dask.md").read_text().strip() == out.strip()
 
+
+
+@pytest.mark.slow
+def test_bench_train_dask_runs_and_writes_its_table(tmp_path, capsys):
+    from adam_np.cluster import bench_train
+
+    store = str(tmp_path / "s.zarr")
+    assert bench_train.main(["--store", store, "--rows", "30000", "--features", "3", "--batches", "5000", "1000",
+                             "--max-steps", "10", "--results", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "bench_train_dask.json").read_text())
+    assert result["rows"] == 30000 and os.path.isdir(store) and result["read_roof_seconds"] > 0
+    first, second = result["epochs"]
+    assert first["full_epoch"] and first["steps"] == 6 and first["rows"] == 30000
+    assert not second["full_epoch"] and second["steps"] == 10 and second["rows"] == 10_000
+    assert second["epoch_seconds"] == pytest.approx(second["seconds"] * 3)  # extrapolated to the 30 000 rows
+    assert len(result["worker_peak_rss_mib"]) == 2 and result["in_memory"][0]["rows_per_s"] > 0
+    assert "| 5e+03 |" in capsys.readouterr().out

@@ -88,6 +88,37 @@ class _Progress:
         self.bar.close()
 
 
+class _Steps:
+    """The loop's ``on_step``: counts the steps, moves the progress bar, saves every ``--checkpoint-every`` steps
+    and stops after ``--max-steps`` (unless the run's last step is reached: the loop then finishes the run)."""
+
+    def __init__(self, args: argparse.Namespace, batches: int, state: Any, save: Any) -> None:
+        self.args, self.batches, self.save, self.count = args, batches, save, 0
+        self.progress = None if args.quiet else _Progress(args.epochs * batches)
+        if self.progress is not None:
+            self.progress.bar.update(state.epoch * batches + state.batch)
+
+    def __call__(self, s: Any) -> bool:
+        self.count += 1
+        if self.progress is not None:
+            self.progress(s)
+        if self.args.checkpoint_every is not None and self.count % self.args.checkpoint_every == 0:
+            self.save(s)
+        last = s.epoch == self.args.epochs - 1 and s.batch == self.batches
+        return self.args.max_steps is not None and self.count >= self.args.max_steps and not last
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+    def save_at_end(self, state: Any, ckpt_path: str | None) -> None:
+        """The final checkpoint: after periodic saves, a --max-steps stop, or a finished run."""
+        args = self.args
+        finished = state.epoch >= args.epochs
+        if ckpt_path is not None and (args.checkpoint_every is not None or args.max_steps is not None or finished):
+            self.save(state)
+
+
 def _check_output_flags(args: argparse.Namespace) -> str | None:
     """Checkpoint and plot flags, checked before anything is loaded; returns the checkpoint path."""
     parser = args._parser
@@ -184,25 +215,8 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
                 parser.error(f"argument --resume: {exc}")
         else:
             state = init_cluster_train(optimizer, X, y, seed)
-        total = args.epochs * plan.batches
-        progress = None if args.quiet else _Progress(total)
-        if progress is not None:
-            progress.bar.update(state.epoch * plan.batches + state.batch)
-        steps = 0
-
-        def save() -> None:
-            save_cluster_run(ckpt_path, state, optimizer, data_meta, settings)
-
-        def on_step(s: Any) -> bool:
-            nonlocal steps
-            steps += 1
-            if progress is not None:
-                progress(s)
-            if args.checkpoint_every is not None and steps % args.checkpoint_every == 0:
-                save()
-            last = s.epoch == args.epochs - 1 and s.batch == plan.batches
-            return args.max_steps is not None and steps >= args.max_steps and not last
-
+        on_step = _Steps(args, plan.batches, state,
+                         lambda s: save_cluster_run(ckpt_path, s, optimizer, data_meta, settings))
         try:
             state = run_cluster_train(state, optimizer, X, y, plan, args.epochs, client, on_step=on_step)
         except NonFiniteData as exc:
@@ -216,13 +230,10 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
                   f"({type(exc).__name__}: {exc}){where}", file=sys.stderr)
             return 1
         finally:
-            if progress is not None:
-                progress.close()
-        finished = state.epoch >= args.epochs
-        if ckpt_path is not None and (args.checkpoint_every is not None or args.max_steps is not None or finished):
-            save()
+            on_step.close()
+        on_step.save_at_end(state, ckpt_path)
         workers = len(client.scheduler_info()["workers"])
-    return _finish(args, state, optimizer, steps, ckpt_path,
+    return _finish(args, state, optimizer, on_step.count, ckpt_path,
                    {"rows": n, "chunks": len(X.chunks[0]), "workers": workers, "seed": seed})
 
 
@@ -261,39 +272,19 @@ def run(args: argparse.Namespace) -> int:
             parser.error(f"argument --resume: {exc}")
     else:
         state = init_train(optimizer, features, labels, seed=args.seed)
+    from ..book.resume import save_run
+
     batches = math.ceil(features.shape[0] / args.batch_size)
-    total = args.epochs * batches
-    progress = None if args.quiet else _Progress(total)
-    if progress is not None:
-        progress.bar.update(state.epoch * batches + state.batch)
-    steps = 0
-
-    def save() -> None:
-        from ..book.resume import save_run
-
-        save_run(ckpt_path, state, optimizer, features, labels, settings=settings)
-
-    def on_step(s: Any) -> bool:
-        nonlocal steps
-        steps += 1
-        if progress is not None:
-            progress(s)
-        if args.checkpoint_every is not None and steps % args.checkpoint_every == 0:
-            save()
-        last = s.epoch == args.epochs - 1 and s.batch == batches  # nothing left: let the loop finish the run
-        return args.max_steps is not None and steps >= args.max_steps and not last
-
+    on_step = _Steps(args, batches, state, lambda s: save_run(ckpt_path, s, optimizer, features, labels,
+                                                              settings=settings))
     try:
         state = run_loop(state, optimizer, features, labels, args.batch_size, args.epochs, on_step=on_step)
     except FloatingPointError:  # run_loop advances ``state`` in place: it holds the steps done so far
         parser.error(f"argument --lr: training diverged at step {state.epoch * batches + state.batch + 1} "
                      f"(the gradient became NaN/inf); try a smaller --lr")
     finally:
-        if progress is not None:
-            progress.close()
-    finished = state.epoch >= args.epochs
-    if ckpt_path is not None and (args.checkpoint_every is not None or args.max_steps is not None or finished):
-        save()
-    return _finish(args, state, optimizer, steps, ckpt_path, {"backend": args.backend})
+        on_step.close()
+    on_step.save_at_end(state, ckpt_path)
+    return _finish(args, state, optimizer, on_step.count, ckpt_path, {"backend": args.backend})
 
 

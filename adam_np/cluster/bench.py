@@ -310,10 +310,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     result = run(args.n, args.chunk, args.workers, args.repeats, args.overhead_n, args.flat_steps, args.memory_limit)
-    table = format_table(result)
-    print(table)
-    if args.results is not None:
-        args.results.mkdir(parents=True, exist_ok=True)
-        (args.results / "bench_dask.md").write_text(table + "\n")
-        (args.results / "bench_dask.json").write_text(json.dumps(result, indent=2))
+    write_results(args.results, "bench_dask", format_table(result), result)
     return 0
+
+
+def write_results(folder: Path | None, stem: str, table: str, result: dict) -> None:
+    """Print ``table``; with a ``folder``, also write it as ``STEM.md`` and ``result`` as ``STEM.json`` there.
+
+    Parameters
+    ----------
+    folder : pathlib.Path or None
+    stem : str
+    table : str
+    result : dict
+    """
+    print(table)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{stem}.md").write_text(table + "\n")
+        (folder / f"{stem}.json").write_text(json.dumps(result, indent=2))

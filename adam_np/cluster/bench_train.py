@@ -17,9 +17,7 @@ asserted: it prints a Markdown table and writes it, with JSON, to ``--results``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
 import time
 from collections.abc import Sequence
@@ -28,14 +26,9 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
+from .bench import _peak_rss_mib, write_results
+
 __all__ = ["main", "run"]
-
-
-def _peak_rss_mib(client) -> list:
-    def peak() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    return [round(v) for v in client.run(peak).values()]
 
 
 def _epoch(client, X, y, batch: int, max_steps: int | None) -> dict:
@@ -115,7 +108,7 @@ def run(store: str, rows: int = 27_000_000, features: int = 10, workers: int = 2
             roofs.append(time.perf_counter() - start)
         out["read_roof_seconds"] = statistics.median(roofs)
         out["epochs"] = [_epoch(client, X, y, b, max_steps) for b in batches]
-        out["worker_peak_rss_mib"] = _peak_rss_mib(client)
+        out["worker_peak_rss_mib"] = [round(v) for v in _peak_rss_mib(client).values()]
     for e in out["epochs"]:
         e["vs_roof"] = e["epoch_seconds"] / out["read_roof_seconds"]
     if in_memory:
@@ -177,10 +170,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.store, args.rows, args.features, args.workers, args.memory_limit, args.batches,
                  args.max_steps, not args.no_in_memory)
-    table = format_table(result)
-    print(table)
-    if args.results is not None:
-        args.results.mkdir(parents=True, exist_ok=True)
-        (args.results / "bench_train_dask.md").write_text(table + "\n")
-        (args.results / "bench_train_dask.json").write_text(json.dumps(result, indent=2))
+    write_results(args.results, "bench_train_dask", format_table(result), result)
     return 0
