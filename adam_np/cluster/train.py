@@ -63,7 +63,7 @@ class Plan:
     --------
     >>> plan = Plan([4, 4, 2], batch_size=3, seed=0)
     >>> plan.batches, [len(plan.pieces(0, b)) for b in range(plan.batches)]
-    (4, [1, 2, 1, 2])
+    (4, [2, 1, 1, 1])
     >>> sorted(np.concatenate([plan.rows(0, b) for b in range(plan.batches)]).tolist()) == list(range(10))
     True
     """
