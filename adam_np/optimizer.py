@@ -20,7 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from .core import adam as _adam
-from .core._xp import array_namespace, backend_name, is_lazy, not_writeable_reason, persist
+from .core._xp import array_namespace, backend_name, is_lazy, not_writeable_reason, persist_groups
 from .core.config import FORMAT1_FIELDS
 from .kernels import resolve_backend
 from .kernels._inplace import InPlaceStep
@@ -298,9 +298,8 @@ class Adam:
                 new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
             cut = new_state.step % LINEAGE_STEPS == 0 and new_state.step != self.state.step
             if (self.config.nonfinite == "propagate" and backend is None) or cut:  # else persisted already
-                groups = [new_params, new_state.v, new_state.s, new_state.master, new_state.s_max]
-                done = iter(persist([a for xs in groups if xs is not None for a in xs], cut_lineage=cut))
-                new_params, v, s, master, s_max = [None if xs is None else [next(done) for _ in xs] for xs in groups]
+                new_params, v, s, master, s_max = persist_groups(
+                    [new_params, new_state.v, new_state.s, new_state.master, new_state.s_max], cut_lineage=cut)
                 new_state = new_state._replace(v=v, s=s, master=master, s_max=s_max)
         except FloatingPointError:
             raise
@@ -321,12 +320,12 @@ class Adam:
         t = state.step + 1
         c = coefficients(config, config.lr_at(t), t)
         new_p, new_v, new_s = dask_chunks.step(self.params, grads, state.v, state.s, c, backend)
-        n, check = len(new_p), config.nonfinite != "propagate"
-        finite = [dask_chunks.all_finite(grads, backend)] if check else []
-        done = persist([*new_p, *new_v, *new_s, *finite])
-        if check and not bool(done[-1].compute()):
+        check = config.nonfinite != "propagate"
+        finite = [dask_chunks.all_finite(grads, backend)] if check else None
+        new_p, new_v, new_s, finite = persist_groups([new_p, new_v, new_s, finite])
+        if check and not bool(finite[0].compute()):
             return _adam._nonfinite(self.params, state, config, t)
-        return done[:n], state._replace(step=t, v=done[n:2 * n], s=done[2 * n:3 * n])
+        return new_p, state._replace(step=t, v=new_v, s=new_s)
 
     def state_dict(self) -> dict:
         """A copy of the optimizer state: step, skipped steps, moments and hyper-parameters.

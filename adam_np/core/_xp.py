@@ -28,6 +28,7 @@ __all__ = [
     "is_lazy",
     "like_chunks",
     "persist",
+    "persist_groups",
 ]
 
 
@@ -422,6 +423,32 @@ def persist(arrays: list, *, cut_lineage: bool = False) -> list:
         adopted.append(type(a)(graph, name, a.chunks, meta=a._meta))
     _wait_or_raise([f for a in adopted for f in a.__dask_graph__().values()], wait)
     return adopted
+
+
+def persist_groups(groups: list, *, cut_lineage: bool = False) -> list:
+    """:func:`persist` over lists of arrays, in one graph; the same structure back (None stays None).
+
+    Parameters
+    ----------
+    groups : list of (list of dask.array.Array or None) or None
+        E.g. ``[params, v, s, master, s_max]``; a group or an entry may be None.
+    cut_lineage : bool, default False
+        As for :func:`persist`.
+
+    Returns
+    -------
+    list
+        The groups, each array replaced by its persisted self.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> (x,), missing, (y, none) = persist_groups([[da.ones(2)], None, [da.zeros(2), None]])
+    >>> float(x.sum().compute()), missing, none
+    (2.0, None, None)
+    """
+    done = iter(persist([a for xs in groups if xs is not None for a in xs if a is not None], cut_lineage=cut_lineage))
+    return [None if xs is None else [None if a is None else next(done) for a in xs] for xs in groups]
 
 
 def _wait_or_raise(futures: list, wait: Any) -> None:

@@ -43,7 +43,7 @@ from ._checks import (
     _namespace,
     _real,
 )
-from ._xp import array_namespace, device_of, is_lazy, is_numpy_array, like_chunks, persist
+from ._xp import array_namespace, device_of, is_lazy, is_numpy_array, like_chunks, persist_groups
 from .config import EPS_MODES, NONFINITE_POLICIES, VARIANTS, WEIGHT_DECAY_MODES, AdamConfig
 
 __all__ = [
@@ -618,12 +618,9 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         # One persist computes the step and the finiteness of every gradient chunk together; a non-finite
         # chunk anywhere discards the whole step (no partial update across chunks or arrays).
         finite = xp.all(xp.stack([xp.all(xp.isfinite(g)) for g in leaves.grads]))
-        if leaves.master is None:
-            new_m = [None] * n
-        lists = [new_p, new_v, new_s, new_m, new_smax]
-        done = iter(persist([a for a in (*new_p, *new_v, *new_s, *new_m, *new_smax, finite) if a is not None]))
-        new_p, new_v, new_s, new_m, new_smax = [[None if a is None else next(done) for a in xs] for xs in lists]
-        if not bool(next(done).compute()):
+        new_p, new_v, new_s, new_m, new_smax, (finite,) = persist_groups(
+            [new_p, new_v, new_s, new_m if leaves.master is not None else None, new_smax, [finite]])
+        if not bool(finite.compute()):
             return _nonfinite(params, state, config, t)
     unflatten = leaves.treedef.unflatten
     return unflatten(new_p), AdamState(
