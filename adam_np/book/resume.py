@@ -131,7 +131,7 @@ def save_run(path: Any, state: TrainState, optimizer: Any, features: Any, labels
     arrays["epochs"] = np.asarray(state.epochs, dtype=np.float64)
     meta = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION,
-        "run": _run_identity(optimizer, features, labels, settings),
+        "run": _run_identity(optimizer, data_fingerprint(features, labels), settings),
         "n_params": len(state.params), "opt": opt_meta,
         "rng": state.rng.bit_generator.state, "rng_type": type(state.rng.bit_generator).__name__,
         "epoch": state.epoch, "batch": state.batch, "examples_seen": state.examples_seen,
@@ -144,13 +144,21 @@ def save_run(path: Any, state: TrainState, optimizer: Any, features: Any, labels
     write_atomic(path, arrays, meta)
 
 
-def _run_identity(optimizer: Any, features: Any, labels: Any, settings: dict | None) -> dict:
+def _run_identity(optimizer: Any, data: str, settings: dict | None) -> dict:
+    """What makes a run this run: the rule, its hyper-parameters, the data's fingerprint ``data``, the settings."""
     if settings is not None and not isinstance(settings, dict):
         raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
     hyper = {k: (None if callable(v) else v) for k, v in optimizer.hyperparams().items()}
-    identity = {"optimizer": optimizer.name, "hyperparams": hyper, "data": data_fingerprint(features, labels),
-                "settings": dict(settings or {})}
+    identity = {"optimizer": optimizer.name, "hyperparams": hyper, "data": data, "settings": dict(settings or {})}
     return json.loads(json.dumps(identity))  # what a JSON round trip gives, for comparison on load
+
+
+def _check_identity(path: str, saved: dict, current: dict) -> None:
+    """A :class:`CheckpointError` naming the first of settings, optimizer, hyper-parameters, data that differs."""
+    for key in ("settings", "optimizer", "hyperparams", "data"):
+        if saved.get(key) != current[key]:
+            what = f"{key}: saved {saved.get(key)!r}, now {current[key]!r}" if key != "data" else "the data differ"
+            raise CheckpointError(f"checkpoint {path!r} is from another run ({what})")
 
 
 def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings: dict | None = None) -> TrainState:
@@ -180,11 +188,7 @@ def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings:
     """
     path_s = str(path)
     members, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
-    saved, current = meta.get("run", {}), _run_identity(optimizer, features, labels, settings)
-    for key in ("settings", "optimizer", "hyperparams", "data"):
-        if saved.get(key) != current[key]:
-            what = f"{key}: saved {saved.get(key)!r}, now {current[key]!r}" if key != "data" else "the data differ"
-            raise CheckpointError(f"checkpoint {path_s!r} is from another run ({what})")
+    _check_identity(path_s, meta.get("run", {}), _run_identity(optimizer, data_fingerprint(features, labels), settings))
     from .train import init_train
 
     xp = array_namespace(features, labels, name="features and labels")

@@ -25,7 +25,6 @@ in float64 over an epoch). The loss over the whole set is recorded at the start 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ import dask
 import numpy as np
 
 from .._npz import CheckpointError, read_verified, write_atomic
-from ..book.resume import _check_history, _opt_state_parts, _restore_opt_state
+from ..book.resume import _check_history, _check_identity, _opt_state_parts, _restore_opt_state, _run_identity
 from ..book.train import TrainState
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "NonFiniteData", "Plan", "batch_gradient", "init_cluster_train",
@@ -337,12 +336,6 @@ def run_cluster_train(state: TrainState, optimizer: Any, X: Any, y: Any, plan: P
     return state
 
 
-def _identity(optimizer: Any, data_meta: dict, settings: dict) -> dict:
-    hyper = {k: (None if callable(v) else v) for k, v in optimizer.hyperparams().items()}
-    return {"optimizer": optimizer.name, "hyperparams": hyper, "data": data_meta["fingerprint"],
-            "settings": dict(settings)}
-
-
 def save_cluster_run(path: Any, state: TrainState, optimizer: Any, data_meta: dict, settings: dict) -> None:
     """Write a cluster training run atomically: parameters, optimizer state, loop position, history.
 
@@ -365,8 +358,9 @@ def save_cluster_run(path: Any, state: TrainState, optimizer: Any, data_meta: di
         arrays[f"param/{i}"] = np.asarray(p)
     arrays["losses"] = np.asarray(state.losses, dtype=np.float64)
     arrays["epochs"] = np.asarray(state.epochs, dtype=np.float64)
-    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "run": _identity(optimizer, data_meta, settings),
-            "opt": opt_meta, "epoch": state.epoch, "batch": state.batch, "examples_seen": state.examples_seen,
+    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
+            "run": _run_identity(optimizer, data_meta["fingerprint"], settings), "opt": opt_meta,
+            "epoch": state.epoch, "batch": state.batch, "examples_seen": state.examples_seen,
             "train_seconds": state.train_seconds}
     write_atomic(path, arrays, meta)
 
@@ -399,11 +393,7 @@ def load_cluster_run(path: Any, optimizer: Any, X: Any, y: Any, data_meta: dict,
     """
     path_s = str(path)
     members, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
-    saved, current = meta.get("run", {}), json.loads(json.dumps(_identity(optimizer, data_meta, settings)))
-    for key in ("settings", "optimizer", "hyperparams", "data"):
-        if saved.get(key) != current[key]:
-            what = f"{key}: saved {saved.get(key)!r}, now {current[key]!r}" if key != "data" else "the data differ"
-            raise CheckpointError(f"checkpoint {path_s!r} is from another run ({what})")
+    _check_identity(path_s, meta.get("run", {}), _run_identity(optimizer, data_meta["fingerprint"], settings))
     d, dtype = X.shape[1], X.dtype
 
     def restore(name: str, like: Any) -> np.ndarray:
