@@ -138,3 +138,17 @@ def client():
     # the suite), and a limit below it pauses them, which hangs every computation.
     with local_client(n_workers=2, threads_per_worker=1, memory_limit=0) as c:
         yield c
+
+
+def run_fault_script(name: str, *args: str, timeout: float) -> dict:
+    """Run ``tests/NAME`` (a worker-kill scenario on a real cluster) in a subprocess bounded by ``timeout`` seconds;
+    it must exit 0 and print its report as JSON on the last line, which is returned."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / name), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, check=False)  # bounded: a hung cluster fails the test
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -5,23 +5,13 @@ taken before the step loads with the values of that step."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).with_name("_worker_kill.py")
+from conftest import run_fault_script
 
 
 def _run(tmp_path, *args):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SCRIPT.parent.parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "ck"), *args], capture_output=True, text=True,
-                          timeout=240, env=env, check=False)  # bounded: a hung cluster fails the test
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_fault_script("_worker_kill.py", str(tmp_path / "ck"), *args, timeout=240)
     assert not report["victim_alive"] and report["workers_after"] == 2, report  # killed, and the nanny restarted it
     return report
 
