@@ -96,7 +96,16 @@ class _Steps:
         self.args, self.batches, self.save, self.count = args, batches, save, 0
         self.progress = None if args.quiet else _Progress(args.epochs * batches)
         if self.progress is not None:
-            self.progress.bar.update(state.epoch * batches + state.batch)
+            self.progress.bar.update(self.done(state))
+
+    def done(self, state: Any) -> int:
+        """Steps of the run completed by ``state`` (earlier invocations included)."""
+        return state.epoch * self.batches + state.batch
+
+    def diverged(self, state: Any) -> None:
+        """The parser error for a step whose gradient became NaN/inf (the loop's ``state`` holds the steps done)."""
+        self.args._parser.error(f"argument --lr: training diverged at step {self.done(state) + 1} "
+                                "(the gradient became NaN/inf); try a smaller --lr")
 
     def __call__(self, s: Any) -> bool:
         self.count += 1
@@ -222,11 +231,10 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
         except NonFiniteData as exc:
             parser.error(f"argument --data: {exc}; nothing was saved for the failing step")
         except FloatingPointError:
-            parser.error(f"argument --lr: training diverged at step {state.epoch * plan.batches + state.batch + 1} "
-                         "(the gradient became NaN/inf); try a smaller --lr")
+            on_step.diverged(state)
         except Exception as exc:  # the cluster's: a lost scheduler, a task that failed for good...
             where = f"; continue from the last checkpoint with --resume {ckpt_path}" if ckpt_path else ""
-            print(f"adam-np train: step {state.epoch * plan.batches + state.batch + 1} failed on the cluster "
+            print(f"adam-np train: step {on_step.done(state) + 1} failed on the cluster "
                   f"({type(exc).__name__}: {exc}){where}", file=sys.stderr)
             return 1
         finally:
@@ -280,8 +288,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         state = run_loop(state, optimizer, features, labels, args.batch_size, args.epochs, on_step=on_step)
     except FloatingPointError:  # run_loop advances ``state`` in place: it holds the steps done so far
-        parser.error(f"argument --lr: training diverged at step {state.epoch * batches + state.batch + 1} "
-                     f"(the gradient became NaN/inf); try a smaller --lr")
+        on_step.diverged(state)
     finally:
         on_step.close()
     on_step.save_at_end(state, ckpt_path)
