@@ -1,21 +1,15 @@
-"""Repository-wide pytest setup: doctests (adam_np, docs/*.md) find the airfoil data as tests do.
+"""Repository-wide pytest setup: no example downloads or caches anything.
 
-``$ADAM_NP_AIRFOIL`` defaults to ``../shared/data/airfoil_self_noise.dat`` next to the repository
-root, and ``$ADAM_NP_CACHE`` points at a temporary folder, so no example downloads or caches anything.
+``$ADAM_NP_CACHE`` points at a temporary folder and ``$ADAM_NP_AIRFOIL`` is unset, so doctests (adam_np,
+docs/*.md, README.md) read the airfoil file shipped inside the package, as a user's offline run does.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-
-AIRFOIL_DEFAULT = Path(__file__).resolve().parent.parent / "shared" / "data" / "airfoil_self_noise.dat"
 
 
 @pytest.fixture(autouse=True)
 def _airfoil_env(monkeypatch, tmp_path_factory):
-    if not os.environ.get("ADAM_NP_AIRFOIL"):
-        monkeypatch.setenv("ADAM_NP_AIRFOIL", str(AIRFOIL_DEFAULT))
+    monkeypatch.delenv("ADAM_NP_AIRFOIL", raising=False)
     monkeypatch.setenv("ADAM_NP_CACHE", str(tmp_path_factory.mktemp("adam-np-cache")))

@@ -100,8 +100,7 @@ class _Timed:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--data", default=os.environ.get("ADAM_NP_AIRFOIL",
-                                                         ROOT.parent / "shared/data/airfoil_self_noise.dat"))
+    parser.add_argument("--data", default=None, help="airfoil file (default: the copy shipped with adam_np)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 

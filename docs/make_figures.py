@@ -1,13 +1,11 @@
 """Regenerate the tutorial's figures in docs/figures/ (the only PNGs the repository keeps).
 
-Usage: ``python docs/make_figures.py`` from the repository root. It trains on the airfoil data
-(found as ``adam_np.book.data.load_airfoil`` finds it: ``$ADAM_NP_AIRFOIL``, the cache, or a download),
-falling back to ``../shared/data/airfoil_self_noise.dat`` next to the repository.
+Usage: ``python docs/make_figures.py`` from the repository root. It trains on the airfoil data shipped
+with the package (as ``adam_np.book.data.load_airfoil`` finds it), so it runs offline.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -19,9 +17,6 @@ from adam_np.book.plot import make_figures
 
 
 def main() -> None:
-    shared = ROOT.parent / "shared" / "data" / "airfoil_self_noise.dat"
-    if not os.environ.get("ADAM_NP_AIRFOIL") and shared.is_file():
-        os.environ["ADAM_NP_AIRFOIL"] = str(shared)
     features, labels = get_data_ch7()
     for path in make_figures(ROOT / "docs" / "figures", features, labels, seed=0):
         print(path.relative_to(ROOT), path.stat().st_size, "bytes")

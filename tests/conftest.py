@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-AIRFOIL_DEFAULT = REPO_ROOT.parent / "shared" / "data" / "airfoil_self_noise.dat"
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
@@ -90,10 +89,12 @@ def normwise_rel_err(x, ref) -> float:
 
 @pytest.fixture(scope="session")
 def airfoil_path() -> Path:
-    """The airfoil data file: $ADAM_NP_AIRFOIL, default ../shared/data/airfoil_self_noise.dat."""
-    path = Path(os.environ.get("ADAM_NP_AIRFOIL", AIRFOIL_DEFAULT))
+    """The airfoil data file shipped inside the package (``adam_np.book.data.packaged_path``)."""
+    from adam_np.book.data import packaged_path
+
+    path = packaged_path()
     if not path.is_file():
-        pytest.fail(f"airfoil data not found at {path}; set ADAM_NP_AIRFOIL")
+        pytest.fail(f"the package's airfoil file is missing at {path}")
     return path
 
 

@@ -21,11 +21,66 @@ def raw(airfoil_path) -> bytes:
 
 @pytest.fixture
 def no_env(monkeypatch, tmp_path):
-    """No $ADAM_NP_AIRFOIL and an empty cache in tmp_path/cache."""
+    """No $ADAM_NP_AIRFOIL, an empty cache in tmp_path/cache and no packaged copy (a stripped install)."""
     monkeypatch.delenv("ADAM_NP_AIRFOIL", raising=False)
     cache = tmp_path / "cache"
     monkeypatch.setenv("ADAM_NP_CACHE", str(cache))
+    monkeypatch.setattr(D, "packaged_path", lambda: tmp_path / "site-packages" / D.AIRFOIL_FILENAME)
     return cache
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every socket connection fails, as on a machine without network."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def test_packaged_copy_offline_with_empty_cache(monkeypatch, tmp_path, no_network):
+    """A fresh clone or wheel: no $ADAM_NP_AIRFOIL, an empty cache, no network: the shipped file is read."""
+    monkeypatch.delenv("ADAM_NP_AIRFOIL", raising=False)
+    monkeypatch.setenv("ADAM_NP_CACHE", str(tmp_path / "cache"))
+    shipped = D.packaged_path()
+    assert shipped.parent == Path(D.__file__).resolve().parent
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == D.AIRFOIL_SHA256[0]  # UCI's bytes, CRLF kept
+    assert "CC BY 4.0" in (shipped.parent / "AIRFOIL_LICENSE.txt").read_text()
+    X, y = D.get_data_ch7(progressbar=False)
+    assert X.shape == (1500, 5) and y.shape == (1500,)
+    assert not (tmp_path / "cache").exists()  # nothing downloaded or cached
+
+
+def test_altered_packaged_copy_falls_back_to_the_cache(monkeypatch, tmp_path, raw):
+    monkeypatch.delenv("ADAM_NP_AIRFOIL", raising=False)
+    altered = _write(tmp_path, raw.replace(b"126.201", b"126.202", 1), D.AIRFOIL_FILENAME)
+    monkeypatch.setattr(D, "packaged_path", lambda: altered)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / D.AIRFOIL_FILENAME).write_bytes(raw)
+    monkeypatch.setenv("ADAM_NP_CACHE", str(cache))
+    with pytest.warns(UserWarning, match="ignoring the packaged airfoil file"):
+        values = D.load_airfoil(download=False)
+    assert values[0, -1] == 126.201
+
+
+def test_nothing_in_the_repository_reads_the_shared_folder():
+    """The repository stands alone: no file in it points at a folder beside it."""
+    root = Path(__file__).resolve().parents[1]
+    folder = "".join(["sh", "ared"])  # spelled in pieces so that this file does not match itself
+    needles = (f"{folder}/data", f"../{folder}", f'"{folder}"')
+    offenders = []
+    for path in root.rglob("*"):
+        if ".git" in path.parts or not path.is_file() or path.suffix not in {".py", ".md", ".cfg", ".toml", ""}:
+            continue
+        text = path.read_text(errors="ignore")
+        if any(needle in text for needle in needles):
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []
 
 
 def _write(tmp_path: Path, content: bytes, name: str = "air.dat") -> Path:

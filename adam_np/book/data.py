@@ -1,7 +1,7 @@
 r"""Data for the D2L chapter 7.8 experiment: the UCI Airfoil Self-Noise set and a synthetic default.
 
-:func:`load_airfoil` finds the file (explicit path, ``$ADAM_NP_AIRFOIL``, the user cache, or a
-download from UCI with a sha256 check), parses and validates it. :func:`get_data_ch7` applies the
+:func:`load_airfoil` finds the file (explicit path, ``$ADAM_NP_AIRFOIL``, the copy shipped inside the
+package, the user cache, or a download from UCI with a sha256 check), parses and validates it. :func:`get_data_ch7` applies the
 book's preprocessing: every column standardized with the mean and (population) standard deviation
 over all 1503 rows,
 
@@ -14,7 +14,9 @@ gives an offline regression problem with a known solution.
 
 The data: UCI Airfoil Self-Noise (id 291), NASA, CC BY 4.0, DOI 10.24432/C5VW2C. Columns: frequency
 (Hz), angle of attack (deg), chord length (m), free-stream velocity (m/s), suction-side displacement
-thickness (m), scaled sound pressure level (dB, the target).
+thickness (m), scaled sound pressure level (dB, the target). The package ships the file unmodified as
+package data (``adam_np/book/airfoil_self_noise.dat``, attribution in ``AIRFOIL_LICENSE.txt`` beside it), so
+everything works offline from a clone or a wheel.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -93,6 +96,22 @@ def cache_dir() -> Path:
     import pooch  # lazy: only needed when no explicit path is given
 
     return Path(pooch.os_cache("adam_np"))
+
+
+def packaged_path() -> Path:
+    """The airfoil file shipped inside the package (UCI's bytes, CC BY 4.0; see ``AIRFOIL_LICENSE.txt``).
+
+    Returns
+    -------
+    pathlib.Path
+        May be missing in a stripped install; :func:`load_airfoil` then falls back to the cache.
+
+    Examples
+    --------
+    >>> packaged_path().name
+    'airfoil_self_noise.dat'
+    """
+    return Path(__file__).resolve().parent / AIRFOIL_FILENAME
 
 
 def _parse(text: str, source: str) -> np.ndarray:
@@ -193,8 +212,10 @@ def load_airfoil(path: str | os.PathLike | None = None, *, download: bool = True
     Parameters
     ----------
     path : str or path-like, optional
-        The ``airfoil_self_noise.dat`` file. If omitted: ``$ADAM_NP_AIRFOIL``, then the cached
-        copy in :func:`cache_dir`, then a download of :data:`AIRFOIL_URL` into the cache.
+        The ``airfoil_self_noise.dat`` file. If omitted: ``$ADAM_NP_AIRFOIL``, then the copy shipped
+        with the package (:func:`packaged_path`, used when its hash checks), then the cached copy in
+        :func:`cache_dir`, then a download of :data:`AIRFOIL_URL` into the cache (a missing or altered
+        packaged copy falls through to these).
     download : bool, default True
         Whether a missing file may be downloaded.
     progressbar : bool, default True
@@ -231,6 +252,12 @@ def load_airfoil(path: str | os.PathLike | None = None, *, download: bool = True
         if not path.is_file():
             raise FileNotFoundError(f"airfoil data file {path} does not exist")
         return _check(path.read_bytes(), str(path))
+    shipped = packaged_path()
+    if shipped.is_file():
+        try:
+            return _check(shipped.read_bytes(), str(shipped))
+        except AirfoilError as exc:  # an altered install: the cache or a fresh download stands in
+            warnings.warn(f"ignoring the packaged airfoil file ({exc}); using the cache or a download", stacklevel=2)
     cache = cache_dir()
     cached = cache / AIRFOIL_FILENAME
     if cached.is_file():
@@ -273,7 +300,7 @@ def get_data_ch7(path: str | os.PathLike | None = None, n: int = 1500, *, dtype:
 
     Examples
     --------
-    >>> X, y = get_data_ch7()           # finds the file through $ADAM_NP_AIRFOIL here
+    >>> X, y = get_data_ch7()           # the copy shipped with the package: offline
     >>> X.shape, y.shape, X.dtype
     ((1500, 5), (1500,), dtype('float32'))
     """
