@@ -163,6 +163,11 @@ def _check_data(features: Any, labels: Any) -> Any:
     if features.dtype != labels.dtype or not xp.isdtype(features.dtype, "real floating"):
         raise TypeError(f"features and labels must share one real floating dtype, got {features.dtype} "
                         f"and {labels.dtype}")
+    finite = xp.logical_and(xp.all(xp.isfinite(features), axis=1), xp.isfinite(labels))
+    if not bool(xp.all(finite)):
+        rows = np.flatnonzero(~np.asarray(to_numpy(finite)))
+        raise ValueError(f"features and labels must be finite: {rows.size} rows hold NaN or inf, "
+                         f"e.g. rows {rows[:5].tolist()}")
     return xp
 
 
@@ -186,6 +191,12 @@ def init_train(optimizer: Any, features: Any, labels: Any, seed: int | None = No
     -------
     TrainState
         ``w ~ N(0, 0.01²)`` of shape (d, 1), ``b = 0``, ``losses`` holding the initial loss.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not match, or the data hold NaN or inf (naming the rows); :func:`run_train` checks the
+        same, so NaN data never train silently with any rule.
 
     Examples
     --------

@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status (argparse errors exit with status 2 on their own).
+        The exit status (argparse errors exit with status 2 on their own; 130 after Ctrl-C, with one line
+        instead of a traceback).
 
     Examples
     --------
@@ -68,4 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{parser.prog} {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130

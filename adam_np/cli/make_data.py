@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from ._common import nonneg_float, nonneg_int, positive_int
+from ._common import add_cluster_args, fail, nonneg_float, nonneg_int, positive_int, require_extra
 
 __all__ = ["add", "run"]
 
@@ -30,8 +30,7 @@ def add(subparsers: Any) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of X, w, b and the noise (default 0)")
     p.add_argument("--chunk-rows", type=positive_int, help="rows per chunk (default: 64 MiB of features)")
     p.add_argument("--float32", action="store_true", help="store float32 instead of float64")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (default: a local cluster)")
-    p.add_argument("--workers", type=positive_int, default=2, help="workers of the local cluster (default 2)")
+    add_cluster_args(p, labels=False)
     p.set_defaults(func=run, _parser=p)
 
 
@@ -49,13 +48,16 @@ def run(args: argparse.Namespace) -> int:
     from ._common import cluster_client
 
     parser = args._parser
+    require_extra(parser, "dask", "make-data")
     if not args.out.rstrip("/").endswith(".zarr"):
         parser.error(f"argument --out: expected a store name ending in .zarr, got {args.out!r}")
     if os.path.exists(args.out):
-        parser.error(f"argument --out: {args.out!r} exists; make-data writes a new store")
+        fail(parser, f"argument --out: {args.out!r} exists; make-data writes a new store")
     parent = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(parent):
-        parser.error(f"argument --out: the directory {parent!r} does not exist")
+        fail(parser, f"argument --out: the folder {parent!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        fail(parser, f"argument --out: the folder {parent!r} is not writeable")
     from ..cluster.data import make_data
 
     with cluster_client(args):

@@ -41,10 +41,20 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..book.plot import make_figures
 
-    check_output(args._parser, "--out", args.out, is_dir=True, make_parents=True)
+    check_output(args._parser, "--out", args.out, is_dir=True, inputs={"--data-path": args.data_path})
+    if args.seed == "random":
+        import numpy as np
+
+        args.seed = int(np.random.SeedSequence().entropy % 2**63)
+    elif args.seed is None:
+        args.seed = 0
     features, labels = load(args)
     start = time.perf_counter()
-    paths = make_figures(args.out, features, labels, seed=0 if args.seed is None else args.seed)
+    try:
+        paths = make_figures(args.out, features, labels, seed=args.seed)
+    except OSError as exc:
+        print(f"adam-np plot: error: argument --out: could not write into {args.out!r}: {exc}", file=sys.stderr)
+        return 1
     for path in paths:
         print(path)
     print(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s", file=sys.stderr)

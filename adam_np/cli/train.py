@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 from typing import Any
 
@@ -14,11 +15,13 @@ from ._common import (
     add_data_args,
     check_output,
     cluster_client,
+    fail,
     is_data_path,
     load,
     nonneg_float,
     positive_float,
     positive_int,
+    require_extra,
 )
 
 __all__ = ["add", "run"]
@@ -38,8 +41,8 @@ def add(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train", help="run the D2L ch. 7.8 linear-regression experiment",
         description="Train D2L's linear regression with one of the chapter's optimizers and print "
-                    "'loss: %%f, %%f sec per epoch' as the book does.")
-    add_data_args(p)
+                    "'loss: %f, %f sec per epoch' as the book does.")
+    add_data_args(p, beyond_memory=True)
     p.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam", help="update rule (default adam)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default: the book's for the optimizer)")
     p.add_argument("--eps", type=nonneg_float, help="epsilon (default: the book's for the optimizer)")
@@ -88,12 +91,39 @@ class _Progress:
         self.bar.close()
 
 
+class _Interrupt:
+    """A context manager: the first Ctrl-C (SIGINT) only sets :attr:`requested`, so the loop stops cleanly after
+    the current step (``_Steps`` returns True); a second one interrupts at once (``KeyboardInterrupt``)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _Interrupt:
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (e.g. main() called from a worker thread): Ctrl-C as usual
+            self.previous = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 class _Steps:
     """The loop's ``on_step``: counts the steps, moves the progress bar, saves every ``--checkpoint-every`` steps
-    and stops after ``--max-steps`` (unless the run's last step is reached: the loop then finishes the run)."""
+    and stops after ``--max-steps`` (unless the run's last step is reached: the loop then finishes the run) or
+    after a Ctrl-C. A recorded loss that is NaN or inf ends the run as diverged."""
 
     def __init__(self, args: argparse.Namespace, batches: int, state: Any, save: Any) -> None:
         self.args, self.batches, self.save, self.count = args, batches, save, 0
+        self.interrupt = _Interrupt()
         self.progress = None if args.quiet else _Progress(args.epochs * batches)
         if self.progress is not None:
             self.progress.bar.update(self.done(state))
@@ -102,18 +132,17 @@ class _Steps:
         """Steps of the run completed by ``state`` (earlier invocations included)."""
         return state.epoch * self.batches + state.batch
 
-    def diverged(self, state: Any) -> None:
-        """The parser error for a step whose gradient became NaN/inf (the loop's ``state`` holds the steps done)."""
-        self.args._parser.error(f"argument --lr: training diverged at step {self.done(state) + 1} "
-                                "(the gradient became NaN/inf); try a smaller --lr")
-
     def __call__(self, s: Any) -> bool:
         self.count += 1
         if self.progress is not None:
             self.progress(s)
+        if s.losses and not math.isfinite(s.losses[-1]):
+            raise FloatingPointError(f"the loss became {s.losses[-1]}")
         if self.args.checkpoint_every is not None and self.count % self.args.checkpoint_every == 0:
             self.save(s)
         last = s.epoch == self.args.epochs - 1 and s.batch == self.batches
+        if self.interrupt.requested:
+            return not last
         return self.args.max_steps is not None and self.count >= self.args.max_steps and not last
 
     def close(self) -> None:
@@ -121,69 +150,140 @@ class _Steps:
             self.progress.close()
 
     def save_at_end(self, state: Any, ckpt_path: str | None) -> None:
-        """The final checkpoint: after periodic saves, a --max-steps stop, or a finished run."""
+        """The final checkpoint: after periodic saves, a --max-steps stop, a Ctrl-C, or a finished run."""
         args = self.args
         finished = state.epoch >= args.epochs
-        if ckpt_path is not None and (args.checkpoint_every is not None or args.max_steps is not None or finished):
-            self.save(state)
+        if ckpt_path is not None and (args.checkpoint_every is not None or args.max_steps is not None or finished
+                                      or self.interrupt.requested):
+            try:
+                self.save(state)
+            except OSError as exc:
+                print(f"adam-np train: error: could not write the checkpoint {ckpt_path!r}: {exc} "
+                      "(the previous checkpoint, if any, is intact)", file=sys.stderr)
+                raise SystemExit(1) from None
+
+
+def _quiet_overflow() -> Any:
+    """NumPy's overflow/invalid warnings off during training: divergence is detected and reported as one line."""
+    import numpy as np
+
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 def _check_output_flags(args: argparse.Namespace) -> str | None:
-    """Checkpoint and plot flags, checked before anything is loaded; returns the checkpoint path."""
+    """Checkpoint and plot flags, checked before anything is loaded or trained; returns the checkpoint path."""
     parser = args._parser
     ckpt_path = args.checkpoint or args.resume
     for flag in ("checkpoint_every", "max_steps"):
         if getattr(args, flag) is not None and ckpt_path is None:
             parser.error(f"argument --{flag.replace('_', '-')}: needs --checkpoint PATH (or --resume PATH)")
     if args.resume is not None and os.path.isdir(args.resume):
-        parser.error(f"argument --resume: {args.resume!r} is a directory, expected a checkpoint file")
-    if args.checkpoint is not None:
-        check_output(parser, "--checkpoint", args.checkpoint)
+        fail(parser, f"argument --resume: {args.resume!r} is a directory, expected a checkpoint file")
+    inputs = {"--data": args.data if is_data_path(args.data) else None, "--labels": args.labels,
+              "--data-path": args.data_path}
+    if ckpt_path is not None:
+        check_output(parser, "--checkpoint" if args.checkpoint else "--resume", ckpt_path, inputs=inputs)
     if args.plot is not None:
-        check_output(parser, "--plot", args.plot, make_parents=True, suffix=".png")
+        check_output(parser, "--plot", args.plot, suffix=".png",
+                     inputs={**inputs, "--checkpoint": args.checkpoint, "--resume": args.resume})
     return ckpt_path
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN/inf float replaced by None (``json`` would write invalid NaN/Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _diverged_reason(result: Any) -> str | None:
+    """Why a finished run counts as diverged: a NaN/inf loss, or a final loss above the initial one."""
+    first, last = result.losses[0], result.final_loss
+    if not all(math.isfinite(x) for x in result.losses):
+        return f"the loss became {next(x for x in result.losses if not math.isfinite(x))}"
+    if last > first:
+        return f"the loss grew from {first:g} to {last:g}"
+    return None
+
+
 def _finish(args: argparse.Namespace, state: Any, optimizer: Any, steps: int, ckpt_path: str | None,
-            extra: dict) -> int:
-    """Print the book's line (or JSON), save the plot; or say where a stopped run continues."""
+            extra: dict, diverged: str | None = None) -> int:
+    """Print the book's line (or JSON) first, then save the plot; or say where a stopped run continues.
+
+    Returns 1 for a diverged run (the message on stderr; ``--json`` still prints the record, NaN/inf as null and
+    ``"diverged"`` saying why), 130 after a Ctrl-C, 1 when the plot cannot be written (the result is printed).
+    """
     from ..book.train import result_of
 
-    if state.epoch < args.epochs:
-        print(f"stopped after {steps} steps (epoch {state.epoch}, batch {state.batch}); "
-              f"continue with --resume {ckpt_path}", file=sys.stderr)
-        return 0
+    if diverged is None and state.epoch < args.epochs:
+        how = "interrupted" if steps and getattr(args, "_interrupted", False) else "stopped"
+        where = f"continue with --resume {ckpt_path}" if ckpt_path else "nothing was saved (add --checkpoint PATH)"
+        print(f"{how} after {steps} steps (epoch {state.epoch}, batch {state.batch}); {where}", file=sys.stderr)
+        return 130 if how == "interrupted" else 0
     result = result_of(state, optimizer, args.epochs)
-    if args.plot:
-        from ..book.plot import plot_loss
-
-        plot_loss(result, args.plot, title=f"{args.data}, {optimizer.name}")
+    if diverged is None:
+        diverged = _diverged_reason(result)
     if args.json:
         out = result.to_dict()
         out.update(data=args.data, batch_size=args.batch_size, seed=args.seed, hyperparams=optimizer.hyperparams())
         out.update(extra)
-        print(json.dumps(out))
-    else:
+        out["diverged"] = diverged
+        print(json.dumps(_json_safe(out), allow_nan=False))
+    elif diverged is None:
         print(result.line())
+    if diverged is not None:
+        hint = "--lr" if optimizer.hyperparams().get("eps", 1.0) != 0 else "--lr or a larger --eps"
+        print(f"adam-np train: training diverged after {steps} steps ({diverged}); try a smaller {hint}",
+              file=sys.stderr)
+        return 1
+    if args.plot:
+        from ..book.plot import plot_loss
+
+        try:
+            plot_loss(result, args.plot, title=f"{args.data}, {optimizer.name}")
+        except OSError as exc:
+            print(f"adam-np train: error: argument --plot: could not write {args.plot!r}: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
-def _saved_seed(path: str) -> int | None:
-    """The seed a cluster run's checkpoint was made with (None when it cannot be read: load names why)."""
+def _saved_seed(path: str, format_name: str, version: int) -> int | None:
+    """The seed a run's checkpoint was made with (None when it cannot be read: the load then names why)."""
     from .._npz import CheckpointError, read_verified
-    from ..cluster.train import FORMAT_NAME, FORMAT_VERSION
 
     try:
-        _, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
+        _, meta = read_verified(path, format_name, version)
     except (CheckpointError, OSError):
         return None
     seed = meta.get("run", {}).get("settings", {}).get("seed")
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
+def _resolve_seed(args: argparse.Namespace, format_name: str, version: int) -> int:
+    """The run's seed: ``--seed N``; else the checkpoint's when resuming; else 0. ``--seed random`` draws fresh
+    entropy, recorded (``--json``, checkpoints) so that the run can be repeated."""
+    import numpy as np
+
+    if args.seed == "random":
+        return int(np.random.SeedSequence().entropy % 2**63)
+    if args.seed is None and args.resume is not None:
+        saved = _saved_seed(args.resume, format_name, version)
+        return 0 if saved is None else saved
+    return 0 if args.seed is None else args.seed
+
+
 def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
     """``adam-np train --data PATH.zarr|PATH.npy``: synchronous data-parallel Adam on a Dask cluster."""
-    import numpy as np
+    parser = args._parser
+    require_extra(parser, "dask", f"--data {args.data}")
+    if args.backend != "numpy":
+        parser.error("argument --backend: data on a Dask cluster train with numpy parameters")
+    if args.labels is not None and not args.data.rstrip("/").endswith(".npy"):
+        parser.error("argument --labels: only for --data PATH.npy features")
 
     from ..checkpoint import CheckpointError
     from ..cluster.data import DataError, open_data
@@ -196,24 +296,17 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
         save_cluster_run,
     )
 
-    parser = args._parser
-    if args.backend != "numpy":
-        parser.error("argument --backend: data on a Dask cluster train with numpy parameters")
-    if args.labels is not None and not args.data.rstrip("/").endswith(".npy"):
-        parser.error("argument --labels: only for --data PATH.npy features")
     optimizer = _optimizer(args)
     try:
         X, y, data_meta = open_data(args.data, args.labels)
-    except DataError as exc:
-        parser.error(f"argument --data: {exc}")
+    except (DataError, OSError) as exc:
+        fail(parser, f"argument --data: {exc}")
     n = X.shape[0]
     if args.batch_size > n:
-        parser.error(f"argument --batch-size: {args.batch_size} is larger than the data ({n} rows)")
-    seed = args.seed
-    if seed is None and args.resume is not None:
-        seed = _saved_seed(args.resume)
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % 2**63)
+        fail(parser, f"argument --batch-size: {args.batch_size} is larger than the data ({n} rows)")
+    from ..cluster.train import FORMAT_NAME, FORMAT_VERSION
+
+    seed = args.seed = _resolve_seed(args, FORMAT_NAME, FORMAT_VERSION)
     settings = {"batch_size": args.batch_size, "epochs": args.epochs, "seed": seed}
     plan = Plan(X.chunks[0], args.batch_size, seed)
     with cluster_client(args) as client:
@@ -221,32 +314,43 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
             try:
                 state = load_cluster_run(args.resume, optimizer, X, y, data_meta, settings, plan)
             except CheckpointError as exc:
-                parser.error(f"argument --resume: {exc}")
+                fail(parser, f"argument --resume: {exc}")
         else:
             state = init_cluster_train(optimizer, X, y, seed)
         on_step = _Steps(args, plan.batches, state,
                          lambda s: save_cluster_run(ckpt_path, s, optimizer, data_meta, settings))
+        diverged = None
         try:
-            state = run_cluster_train(state, optimizer, X, y, plan, args.epochs, client, on_step=on_step)
+            with on_step.interrupt, _quiet_overflow():
+                state = run_cluster_train(state, optimizer, X, y, plan, args.epochs, client, on_step=on_step)
         except NonFiniteData as exc:
-            parser.error(f"argument --data: {exc}; nothing was saved for the failing step")
-        except FloatingPointError:
-            on_step.diverged(state)
+            on_step.close()
+            fail(parser, f"argument --data: {exc}; nothing was saved for the failing step")
+        except FloatingPointError as exc:
+            diverged = str(exc) or "the gradient became NaN/inf"
+        except KeyboardInterrupt:
+            raise
         except Exception as exc:  # the cluster's: a lost scheduler, a task that failed for good...
+            on_step.close()
             where = f"; continue from the last checkpoint with --resume {ckpt_path}" if ckpt_path else ""
             print(f"adam-np train: step {on_step.done(state) + 1} failed on the cluster "
                   f"({type(exc).__name__}: {exc}){where}", file=sys.stderr)
             return 1
         finally:
             on_step.close()
-        on_step.save_at_end(state, ckpt_path)
+        args._interrupted = on_step.interrupt.requested
+        if diverged is None:
+            on_step.save_at_end(state, ckpt_path)
         workers = len(client.scheduler_info()["workers"])
     return _finish(args, state, optimizer, on_step.count, ckpt_path,
-                   {"rows": n, "chunks": len(X.chunks[0]), "workers": workers, "seed": seed})
+                   {"rows": n, "chunks": len(X.chunks[0]), "workers": workers, "seed": seed}, diverged)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``adam-np train``; returns the exit status.
+
+    0 when the run finished (or stopped at ``--max-steps``), 1 when it diverged or an output could not be
+    written, 2 for bad flags or data, 130 after a Ctrl-C (with the checkpoint written when one was asked for).
 
     Parameters
     ----------
@@ -267,7 +371,12 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             parser.error(f"argument --{flag}: only for --data PATH.zarr / PATH.npy")
     optimizer = _optimizer(args)
+    from ..book.resume import FORMAT_NAME, FORMAT_VERSION
+
+    args.seed = _resolve_seed(args, FORMAT_NAME, FORMAT_VERSION)
     features, labels = load(args)
+    if args.batch_size > features.shape[0]:
+        fail(parser, f"argument --batch-size: {args.batch_size} is larger than the data ({features.shape[0]} rows)")
     settings = {"data": args.data, "backend": args.backend, "seed": args.seed, "batch_size": args.batch_size,
                 "epochs": args.epochs}
     if args.resume is not None:
@@ -276,8 +385,8 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             state = load_run(args.resume, optimizer, features, labels, settings=settings)
-        except CheckpointError as exc:
-            parser.error(f"argument --resume: {exc}")
+        except (CheckpointError, OSError) as exc:
+            fail(parser, f"argument --resume: {exc}")
     else:
         state = init_train(optimizer, features, labels, seed=args.seed)
     from ..book.resume import save_run
@@ -285,13 +394,15 @@ def run(args: argparse.Namespace) -> int:
     batches = math.ceil(features.shape[0] / args.batch_size)
     on_step = _Steps(args, batches, state, lambda s: save_run(ckpt_path, s, optimizer, features, labels,
                                                               settings=settings))
+    diverged = None
     try:
-        state = run_loop(state, optimizer, features, labels, args.batch_size, args.epochs, on_step=on_step)
-    except FloatingPointError:  # run_loop advances ``state`` in place: it holds the steps done so far
-        on_step.diverged(state)
+        with on_step.interrupt, _quiet_overflow():
+            state = run_loop(state, optimizer, features, labels, args.batch_size, args.epochs, on_step=on_step)
+    except FloatingPointError as exc:  # run_loop advances ``state`` in place: it holds the steps done so far
+        diverged = str(exc) or "the gradient became NaN/inf"
     finally:
         on_step.close()
-    on_step.save_at_end(state, ckpt_path)
-    return _finish(args, state, optimizer, on_step.count, ckpt_path, {"backend": args.backend})
-
-
+    args._interrupted = on_step.interrupt.requested
+    if diverged is None:
+        on_step.save_at_end(state, ckpt_path)
+    return _finish(args, state, optimizer, on_step.count, ckpt_path, {"backend": args.backend}, diverged)

@@ -276,8 +276,11 @@ def run_cluster_train(state: TrainState, optimizer: Any, X: Any, y: Any, plan: P
     Raises
     ------
     NonFiniteData
-        If a batch's gradient is not finite because the data are not (naming the chunk and rows); the
-        state is that of the last completed step.
+        If a batch's gradient is not finite because the data are not (naming the chunk and rows), whatever
+        the rule; the state is that of the last completed step.
+    FloatingPointError
+        If the gradient (or, under Adam's ``nonfinite="raise"``, the step) is not finite on finite data: the
+        run diverged.
     """
     xblocks, yblocks = X.to_delayed().ravel(), y.to_delayed().ravel()
     loaded: dict = {}
@@ -311,6 +314,8 @@ def run_cluster_train(state: TrainState, optimizer: Any, X: Any, y: Any, plan: P
                 parts = [client.submit(_partial, chunk(k), local, w, b, pure=False) for k, local in pieces]
                 grads = list(client.submit(_reduce, parts, m, pure=False).result())
             try:
+                if not all(np.all(np.isfinite(g)) for g in grads):  # every rule: NaN data never slips through
+                    raise FloatingPointError("the gradient became NaN/inf")
                 params, opt_state = optimizer.update(grads, opt_state, params)
             except FloatingPointError:
                 bad = [(k, rows) for k, local in pieces
