@@ -106,6 +106,14 @@ def test_bad_flags_exit_2_naming_the_flag(argv, flag, capsys):
     assert f"error: argument {flag}" in err and "Traceback" not in err
 
 
+def test_eps_zero_exits_2_naming_eps(capsys):
+    # Before: --eps 0 trained, a zero gradient gave 0/0 and the run "diverged" with "try a smaller --lr".
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--eps", "0"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "error: argument --eps: eps must be > 0, got 0.0" in err and "0/0" in err
+
+
 def test_diverging_run_names_the_step(capsys):
     # Adam meets an infinite gradient: one line and exit 1, not a FloatingPointError traceback
     assert main(["train", "--quiet", "--lr", "1e30"]) == 1

@@ -25,6 +25,7 @@ from conftest import requires_gpu
         ("beta2", 1.5, ValueError, r"beta2 must be in \[0, 1\), got 1.5"),
         ("beta2", None, TypeError, r"beta2 must be a real number, got NoneType"),
         ("eps", -1e-8, ValueError, r"eps must be >= 0, got -1e-08"),
+        ("eps", 0.0, ValueError, r"eps must be > 0, got 0.0: .* 0/0 is NaN"),
         ("eps", float("inf"), ValueError, r"eps must be finite, got inf"),
         ("eps", [1e-8], TypeError, r"eps must be a real number, got list"),
         ("weight_decay", -0.1, ValueError, r"weight_decay must be >= 0, got -0.1"),
@@ -39,8 +40,17 @@ def test_config_rejects_bad_hyper_parameters(field, value, exc, match):
 
 
 def test_config_accepts_numpy_scalars_as_python_floats():
-    config = AdamConfig(lr=np.float32(0.5), beta1=np.float64(0.8), eps=0)
+    config = AdamConfig(lr=np.float32(0.5), beta1=np.float64(0.8), eps=1)
     assert type(config.lr) is float and type(config.beta1) is float and type(config.eps) is float
+
+
+@pytest.mark.parametrize("options", [{}, {"variant": "yogi"}, {"variant": adam_np.variants.AMSGrad(max="corrected")},
+                                     {"eps_mode": "root"}, {"eps_mode": "hat"}, {"variant": "nadam"}])
+def test_eps_zero_is_refused_where_the_denominator_can_be_zero(options):
+    # Before: eps=0 was accepted and a zero gradient made the parameter NaN (0/0), even under nonfinite="raise".
+    with pytest.raises(ValueError, match=r"^eps must be > 0, got 0\.0"):
+        AdamConfig(eps=0.0, **options)
+    assert AdamConfig(eps=0.0, eps_root=1e-8).eps == 0.0  # optax's eps_root-only form: the root is > 0
 
 
 def test_config_is_frozen():

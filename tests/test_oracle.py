@@ -103,9 +103,9 @@ def test_float32_step_within_ulps_of_oracle(inputs):
 
 def test_oracle_weight_decay_and_errors():
     x, g, z = np.array([2.0]), np.array([0.5]), np.zeros(1)
-    l2 = adam_step(x, g, z, z, 1, AdamConfig(lr=0.1, weight_decay=0.5, eps=0.0))
+    l2 = adam_step(x, g, z, z, 1, AdamConfig(lr=0.1, weight_decay=0.5, eps=1e-300))
     assert float(l2.v[0]) == pytest.approx(0.1 * (0.5 + 0.5 * 2.0), rel=1e-15)
-    dec = adam_step(x, g, z, z, 1, AdamConfig(lr=0.1, weight_decay=0.5, weight_decay_mode="decoupled", eps=0.0))
+    dec = adam_step(x, g, z, z, 1, AdamConfig(lr=0.1, weight_decay=0.5, weight_decay_mode="decoupled", eps=1e-300))
     assert float(dec.x[0]) == pytest.approx(2.0 * (1 - 0.05) - 0.1, rel=1e-15)
     with pytest.raises(ValueError, match="the oracle models plain Adam"):
         adam_step(x, g, z, z, 1, AdamConfig(variant="yogi"))

@@ -77,7 +77,9 @@ class AdamConfig:
     beta2 : float, default 0.999
         Decay of the second moment :math:`s`, :math:`0 \le \beta_2 < 1`.
     eps : float, default 1e-8
-        :math:`\epsilon \ge 0`, placed as ``eps_mode`` says.
+        :math:`\epsilon > 0`, placed as ``eps_mode`` says. 0 only with ``eps_root > 0``: otherwise a
+        coordinate whose gradients were all 0 has the denominator 0 and its step 0/0 = NaN, so ``eps=0``
+        is refused (as AdaMax always refuses it).
     eps_mode : {"outside", "root", "hat"}, default "outside"
         ``"outside"``: :math:`x \mathrel{-}= \eta \hat v/(\sqrt{\hat s} + \epsilon)` (book, torch, optax ``eps``);
         ``"root"``: :math:`x \mathrel{-}= \eta \hat v/\sqrt{\hat s + \epsilon}` (optax ``eps_root``);
@@ -129,6 +131,10 @@ class AdamConfig:
     Traceback (most recent call last):
     ...
     ValueError: beta1 must be in [0, 1), got 1.0
+    >>> AdamConfig(eps=0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: eps must be > 0, got 0.0: where every gradient so far was 0 the denominator sqrt(s_hat) + eps ...
     """
 
     lr: LearningRate = 1e-3
@@ -180,6 +186,10 @@ class AdamConfig:
                                  "or 'root'")
         if self.variant is not None:
             self.variant.check(self)
+        if self.eps == 0.0 and self.eps_root == 0.0:
+            raise ValueError("eps must be > 0, got 0.0: where every gradient so far was 0 the denominator "
+                             "sqrt(s_hat) + eps is 0 and the step 0/0 is NaN; use a small eps such as 1e-8 "
+                             "(or eps_root > 0 to put it under the root)")
 
     @property
     def variant_name(self) -> str:
