@@ -13,13 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import socket
+import stat
 import tempfile
+import time
 import zipfile
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CheckpointError", "fsync_dir", "read_verified", "write_atomic"]
+__all__ = ["CheckpointError", "fsync_dir", "read_verified", "remove_stale_temps", "write_atomic"]
+
+STALE_AFTER = 3600.0
+"""Seconds after which a temporary file of this package's naming counts as abandoned even when its writer cannot
+be proven dead (it was written on another host, or its process id is in use again)."""
 
 
 class CheckpointError(ValueError):
@@ -45,7 +53,8 @@ def write_atomic(path: Any, arrays: dict, meta: dict) -> None:
 
     The file is written to a temporary file in the same directory, flushed, fsynced, renamed over
     ``path`` with :func:`os.replace`, and the directory is fsynced: a process killed at any moment
-    leaves either the old or the new file at ``path``.
+    leaves either the old or the new file at ``path``; the temporary file such a kill leaves is removed by
+    the next save to ``path`` (:func:`remove_stale_temps`).
 
     Parameters
     ----------
@@ -65,7 +74,8 @@ def write_atomic(path: Any, arrays: dict, meta: dict) -> None:
     members["meta"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     members["sha256"] = np.frombuffer(digest.encode("ascii"), dtype=np.uint8)
     directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    remove_stale_temps(path)  # before writing: what killed saves left may be what a full disk needs
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.{_writer_tag()}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **members)
@@ -79,6 +89,77 @@ def write_atomic(path: Any, arrays: dict, meta: dict) -> None:
             pass
         raise
     fsync_dir(directory)
+
+
+def _writer_tag() -> str:
+    """``HOST-PID`` for temporary file names: 8 hex digits of this host's name's sha256, then this process's id."""
+    return f"{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host may still run (True when that cannot be known)."""
+    if pid == os.getpid() or os.name != "posix":  # Windows' os.kill would terminate the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # PermissionError: it runs, as another user
+        return True
+    return True
+
+
+def remove_stale_temps(path: Any) -> list:
+    """Remove the temporary files that interrupted :func:`write_atomic` calls for ``path`` left next to it.
+
+    Only files named as :func:`write_atomic` names them (``.NAME.HOST-PID.XXXXXXXX.tmp``, or the older
+    ``.NAME.XXXXXXXX.tmp``) are candidates, and of those only the ones no writer can still be using: written by
+    a process of this host that no longer runs, or not modified for :data:`STALE_AFTER` seconds (another
+    host's, or a process id in use again). A concurrent save's temporary file is left alone.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file the temporary files were meant to replace.
+
+    Returns
+    -------
+    list of str
+        The files removed (errors while removing are ignored: the next save tries again).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> left = os.path.join(d, ".run.npz.00000000-999999999.abcdefgh.tmp")  # a killed save's, long ago
+    >>> open(left, "wb").close(); os.utime(left, (0, 0))
+    >>> [os.path.basename(f) for f in remove_stale_temps(os.path.join(d, "run.npz"))]
+    ['.run.npz.00000000-999999999.abcdefgh.tmp']
+    """
+    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
+    pattern = re.compile(rf"\.{re.escape(name)}\.(?:([0-9a-f]{{8}})-([0-9]{{1,10}})\.)?[a-z0-9_]{{8}}\.tmp")
+    host = _writer_tag().split("-")[0]
+    removed = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        if match is None:
+            continue
+        file = os.path.join(directory, entry)
+        try:
+            st = os.lstat(file)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            dead = match[1] == host and not _alive(int(match[2]))
+            if dead or time.time() - st.st_mtime > STALE_AFTER:
+                os.remove(file)
+                removed.append(file)
+        except OSError:
+            continue
+    return removed
 
 
 def fsync_dir(directory: str) -> None:

@@ -17,7 +17,7 @@ corrupt or truncated file is detected, not loaded.
 Writing is atomic: the file is written to a temporary file in the same directory, flushed,
 fsynced, renamed over ``path`` with :func:`os.replace`, and the directory is fsynced. A process
 killed at any moment leaves ``path`` holding either the previous or the new checkpoint
-(plus, at worst, a stale ``.<name>.*.tmp`` file next to it).
+(plus, at worst, a stale ``.<name>.*.tmp`` file next to it, which the next save to ``path`` removes).
 
 Examples
 --------

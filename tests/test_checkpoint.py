@@ -231,7 +231,7 @@ def test_sigkill_leaves_old_or_new_checkpoint(tmp_path):
     opt = Adam([p.copy() for p in params], lr=0.01)
     opt.state = AdamState(0, v, s, 0)
     checkpoint.save(path, opt, rng=np.random.default_rng(0), extra={"i": 0})
-    current, mid_write, progressed = 0, 0, 0
+    current, mid_write, progressed, seen_leftovers = 0, 0, 0, []
     rnd = random.Random(12345)
     script = Path(writer.__file__)
     for _ in range(KILL_COUNT):
@@ -247,14 +247,44 @@ def test_sigkill_leaves_old_or_new_checkpoint(tmp_path):
         i = _check_checkpoint(path, {last_done, last_done + 1})
         leftovers = [p for p in os.listdir(tmp_path) if p != "ck.npz"]
         assert all(p.startswith(".ck.npz.") and p.endswith(".tmp") for p in leftovers), leftovers
-        mid_write += bool(leftovers)
+        # each save first removes the temp files of killed writers: at most the last kill's is left
+        assert len(leftovers) <= 1, leftovers
+        mid_write += leftovers != seen_leftovers and bool(leftovers)
+        seen_leftovers = leftovers
         progressed += i > current
-        for p in leftovers:
-            os.unlink(tmp_path / p)
         current = i
     print(f"\nSIGKILL test: {KILL_COUNT} kills, {mid_write} during a write (temp file left), "
           f"{progressed} after at least one new checkpoint; every file loaded as the old or the new one")
     assert progressed > 0 and mid_write > 0  # the kills really hit both idle and writing moments
+    checkpoint.save(path, opt, rng=np.random.default_rng(0), extra={"i": 0})
+    assert os.listdir(tmp_path) == ["ck.npz"]  # the last killed writer's temp file is gone too
+
+
+def test_a_save_removes_only_stale_temp_files_of_its_own_naming(tmp_path):
+    """Killed saves' temp files go on the next save; a live writer's, other names' and users' files stay."""
+    from adam_np import _npz
+
+    path = tmp_path / "ck.npz"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = _npz._writer_tag().split("-")[0]
+    names = {
+        "killed": f".ck.npz.{host}-{int(dead.stdout)}.abcdefgh.tmp",  # this host, its process gone
+        "old": ".ck.npz.0123abcd.tmp",  # the naming before writer tags, two hours old
+        "live": f".ck.npz.{_npz._writer_tag()}.abcdefgh.tmp",  # a concurrent save of this process
+        "other host": ".ck.npz.00000000-1.abcdefgh.tmp",  # another host's writer, recent
+        "fresh old-style": ".ck.npz.9876zyxw.tmp",
+        "user": ".ck.npz.notes.tmp",
+        "other file": f".other.npz.{host}-{int(dead.stdout)}.abcdefgh.tmp",
+    }
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"partial")
+    os.utime(tmp_path / names["old"], (time.time() - 7200,) * 2)
+    os.utime(tmp_path / names["user"], (time.time() - 7200,) * 2)
+    Adam([np.ones(3)]).save(path)
+    left = set(os.listdir(tmp_path))
+    assert names["killed"] not in left and names["old"] not in left
+    assert {names[k] for k in ("live", "other host", "fresh old-style", "user", "other file")} <= left
+    assert len(left) == 6
 
 
 @pytest.mark.parametrize("variant", [dict(variant="amsgrad"), dict(variant=variants.NAdam(mu_product_dtype="float32"))])
