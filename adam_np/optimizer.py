@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -47,9 +48,13 @@ class Adam:
         overlap in memory (``expand``/``broadcast_to`` views), torch inference tensors outside
         inference mode, and torch leaf tensors that require grad such as ``nn.Parameter``
         (``torch.optim`` updates those under ``no_grad``; here pass ``p.detach()`` or ``p.data``,
-        which share the memory, and the gradients ``p.grad``).
+        which share the memory, and the gradients ``p.grad``). Each array once: two that share
+        memory (the same array twice, or overlapping views of one buffer) are refused, naming both.
     lr, beta1, beta2, eps : float, optional
-        As in :class:`adam_np.AdamConfig` (defaults 1e-3, 0.9, 0.999, 1e-8).
+        As in :class:`adam_np.AdamConfig` (defaults 1e-3, 0.9, 0.999, 1e-8). ``lr`` may be a
+        schedule ``lr(t)``; it is read and set as :attr:`lr`.
+    betas : tuple of 2 floats, optional
+        ``(beta1, beta2)`` as ``torch.optim.Adam`` spells them; instead of ``beta1``/``beta2``.
     config : AdamConfig, optional
         All hyper-parameters at once; then pass no other hyper-parameter.
     moment_dtype, master : optional
@@ -75,6 +80,8 @@ class Adam:
         For :meth:`from_shapes` optimizers, the gradient views into one flat buffer; else None.
     backend : str or None
         The kernel backend in use, None when steps go through :func:`adam_np.update`.
+    lr : float or callable
+        The learning rate (or schedule) of :attr:`config`; settable, checked as ``AdamConfig`` checks it.
 
     Notes
     -----
@@ -102,19 +109,34 @@ class Adam:
     ...     opt.step([2 * x])            # gradient of x**2
     >>> x, opt.state.step
     (array([1.5]), 3)
+
+    torch's spelling, and the learning rate changed between steps:
+
+    >>> opt = Adam([x], lr=0.5, betas=(0.9, 0.999))
+    >>> opt.lr = 0.1
+    >>> opt                                           # doctest: +ELLIPSIS
+    Adam(1 param, 1 element, float64, lr=0.1, betas=(0.9, 0.999), eps=1e-08, step=0, backend=...)
     """
 
     def __init__(self, params: Sequence[Any], lr: Any = None, beta1: Any = None, beta2: Any = None,
-                 eps: Any = None, *, config: _adam.AdamConfig | None = None, moment_dtype: Any = None,
-                 master: bool | None = None, backend: str = "auto", **options: Any) -> None:
+                 eps: Any = None, *, betas: Any = None, config: _adam.AdamConfig | None = None,
+                 moment_dtype: Any = None, master: bool | None = None, backend: str = "auto",
+                 **options: Any) -> None:
         given = {k: v for k, v in dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, **options).items() if v is not None}
+        if betas is not None:
+            given.update(_check_betas(betas, beta1, beta2))
         if config is not None:
             if given:
                 raise TypeError(f"pass either config or hyper-parameters, not both (got config and {sorted(given)})")
             if not isinstance(config, _adam.AdamConfig):
                 raise TypeError(f"config must be an AdamConfig, got {type(config).__name__}")
         else:
-            config = _adam.AdamConfig(**given)
+            try:
+                config = _adam.AdamConfig(**given)
+            except (TypeError, ValueError) as exc:
+                if betas is not None and str(exc).startswith(("beta1", "beta2")):
+                    raise type(exc)(f"betas={betas!r}: {exc}") from None
+                raise
         if not isinstance(params, (list, tuple)):
             raise TypeError(f"params must be a list or tuple of arrays, got {type(params).__name__}")
         params = list(params)
@@ -125,6 +147,8 @@ class Adam:
             if reason is not None:
                 raise ValueError(f"params[{i}] is not writeable in place ({type(x).__name__}: {reason}); "
                                  "use adam_np.update for immutable arrays")
+        if not self._lazy:
+            _check_disjoint(params)
         self._xp = array_namespace(*params, name="params")
         chunks_of = (lambda x: getattr(x, "_meta", x)) if self._lazy else (lambda x: x)  # Dask: its chunks' library
         resolve_backend(backend, backend_name(chunks_of(params[0])) if params else "numpy")  # bad: fail here
@@ -137,6 +161,50 @@ class Adam:
         self._fast = None
         self._fast_config = None
         self._refresh_fast()
+
+    @property
+    def lr(self) -> Any:
+        """The learning rate :math:`\\eta` (a float, or a schedule ``lr(t)``); a new value acts from the next step.
+
+        The new value is checked as :class:`adam_np.AdamConfig` checks ``lr`` (a finite number > 0, or a
+        callable) and replaces :attr:`config` with a copy holding it; nothing changes on error.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> opt = Adam([np.zeros(2)], lr=0.1)
+        >>> opt.lr = 0.01; opt.lr, opt.config.lr
+        (0.01, 0.01)
+        >>> opt.lr = lambda t: 0.1 / t           # a schedule: lr(t) at step t
+        >>> opt.config.lr_at(4)
+        0.025
+        """
+        return self.config.lr
+
+    @lr.setter
+    def lr(self, value: Any) -> None:
+        config = dataclasses.replace(self.config, lr=value)  # checked like AdamConfig(lr=value)
+        fast = self._fast
+        if fast is not None and self._fast_config is self.config:
+            fast.set_config(config)  # the kernel keeps its compiled loops: only the learning rate differs
+            self._fast_config = config
+        self.config = config
+
+    def __repr__(self) -> str:
+        params, config = self.params, self.config
+        n = len(params)
+        size = sum(math.prod(x.shape) for x in params)
+        dtypes = "/".join(dict.fromkeys(str(x.dtype).removeprefix("torch.") for x in params)) or "no dtype"
+        lr = config.lr if not callable(config.lr) else getattr(config.lr, "__name__", "schedule")
+        parts = [f"{n} param{'s' * (n != 1)}", f"{size} element{'s' * (size != 1)}", dtypes, f"lr={lr}",
+                 f"betas=({config.beta1}, {config.beta2})", f"eps={config.eps}"]
+        defaults = _adam.AdamConfig()
+        for f in dataclasses.fields(config):  # the other fields, where they differ from the defaults
+            value = getattr(config, f.name)
+            if f.name not in ("lr", "beta1", "beta2", "eps") and value != getattr(defaults, f.name):
+                parts.append(f"{f.name}={value!r}")
+        parts += [f"step={self.state.step}", f"backend={self.backend!r}"]
+        return f"Adam({', '.join(parts)})"
 
     @property
     def backend(self) -> str | None:
@@ -480,6 +548,62 @@ class Adam:
             What was read (step, rng state, extra metadata).
         """
         return checkpoint.load(path, self, **kwargs)
+
+
+def _check_betas(betas: Any, beta1: Any, beta2: Any) -> dict:
+    """``betas`` as ``{"beta1": ..., "beta2": ...}`` (their range is AdamConfig's to check)."""
+    if beta1 is not None or beta2 is not None:
+        both = ", ".join(f"{k}={v!r}" for k, v in (("beta1", beta1), ("beta2", beta2)) if v is not None)
+        raise TypeError(f"pass either betas or beta1/beta2, not both (got betas={betas!r} and {both})")
+    if not isinstance(betas, (tuple, list)):
+        raise TypeError(f"betas must be a tuple (beta1, beta2), got {type(betas).__name__}: {betas!r:.80}")
+    if len(betas) != 2:
+        raise ValueError(f"betas must hold 2 values (beta1, beta2), got {len(betas)}: {betas!r:.80}")
+    return {"beta1": betas[0], "beta2": betas[1]}
+
+
+def _extent(x: Any) -> tuple[int, int] | None:
+    """The byte range ``[lo, hi)`` that array ``x`` spans in memory (NumPy, CuPy, torch), None if empty."""
+    shape = tuple(x.shape)
+    if math.prod(shape) == 0:
+        return None
+    if isinstance(x, np.ndarray):
+        start, strides, itemsize = x.__array_interface__["data"][0], x.strides, x.itemsize
+    elif hasattr(x, "data_ptr"):  # torch
+        start, itemsize = x.data_ptr(), x.element_size()
+        strides = [st * itemsize for st in x.stride()]
+    else:  # CuPy
+        start, strides, itemsize = x.data.ptr, x.strides, x.itemsize
+    lo = start + sum(min(0, (n - 1) * st) for n, st in zip(shape, strides))
+    hi = start + sum(max(0, (n - 1) * st) for n, st in zip(shape, strides)) + itemsize
+    return lo, hi
+
+
+def _shares_memory(a: Any, b: Any) -> bool:
+    """Whether two arrays whose byte ranges overlap have an element in common (exact for NumPy and CuPy;
+    torch: the ranges overlap)."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return bool(np.shares_memory(a, b))
+    if hasattr(a, "data_ptr"):  # torch: no exact test; overlapping ranges of one device count
+        return a.device == b.device
+    import cupy
+
+    return a.device == b.device and bool(cupy.shares_memory(a, b))
+
+
+def _check_disjoint(params: list) -> None:
+    """Refuse two parameters that share memory: a step would update those elements twice."""
+    spans = sorted((span, i) for i, span in ((i, _extent(x)) for i, x in enumerate(params)) if span is not None)
+    for k, ((_, hi), i) in enumerate(spans):
+        for (lo2, _), j in spans[k + 1:]:
+            if lo2 >= hi:
+                break
+            if _shares_memory(params[i], params[j]):
+                i, j = min(i, j), max(i, j)
+                what = "are the same array" if params[i] is params[j] else \
+                    "share memory (overlapping views of one buffer)"
+                raise ValueError(f"params[{i}] and params[{j}] {what}: a step would update the shared elements "
+                                 "twice; pass each array once")
 
 
 def _check_shape(i: int, shape: Any) -> tuple:

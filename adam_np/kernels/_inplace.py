@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core._checks import INT64_MAX
 from ..core._xp import backend_name
 from ..core.adam import AdamState
 from . import get_kernel, resolve_backend, supports
@@ -178,6 +179,30 @@ class InPlaceStep:
                 return None
         return cls(params, state, concrete, flat, grad_views, config)
 
+    def set_config(self, config: Any) -> None:
+        """Step with ``config`` from now on: a config that differs from the one built on in ``lr`` only.
+
+        The constants, work array and compiled loops stay (none depends on the learning rate); this
+        is how :attr:`adam_np.Adam.lr` is set without rebuilding the step.
+
+        Parameters
+        ----------
+        config : AdamConfig
+
+        Examples
+        --------
+        >>> import dataclasses, numpy as np
+        >>> from adam_np import AdamConfig, init
+        >>> x = np.ones(2); state = init([x]); config = AdamConfig(lr=0.5)
+        >>> fast = InPlaceStep.build([x], state, config, "numpy")
+        >>> fast.set_config(dataclasses.replace(config, lr=0.25)); fast([np.ones(2)], state, fast.config).step, x
+        (1, array([0.75, 0.75]))
+        """
+        if self.config is not None and constants(config) != self.constants:
+            raise ValueError("set_config takes a config that differs in lr only; build a new InPlaceStep")
+        self.config = config
+        self.lr = None if callable(config.lr) else config.lr
+
     def matches(self, state: AdamState) -> bool:
         """Whether ``state`` still holds the very moment arrays this step was built on.
 
@@ -272,9 +297,9 @@ class InPlaceStep:
         """Take the step in place and return the new state, or return None having changed nothing.
 
         None means: the gradients do not fit the kernel as they are (wrong type, shape, dtype,
-        layout: the pure path then names the bad ``grads[i]`` or computes the step) or one is
+        layout: the pure path then names the bad ``grads[i]`` or computes the step), one is
         not finite while ``config.nonfinite`` is not ``"propagate"`` (the pure path then raises
-        or skips).
+        or skips), or ``state.step`` is already the largest int64 (the pure path refuses the step).
 
         Parameters
         ----------
@@ -288,6 +313,8 @@ class InPlaceStep:
         -------
         AdamState or None
         """
+        if state.step >= INT64_MAX:  # no step past the int64 counter: update raises (its one check), nothing written
+            return None
         own = config is self.config
         if own and self.bound is not None and grads is not self.grad_views:
             # The numba loops on the caller's own arrays (the common case, kept short): check, then run.
