@@ -191,3 +191,172 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(TypeError, match="use adam_np.cluster.save_zarr"):
         opt.save(tmp_path / "ck.npz")
     assert not (tmp_path / "ck").exists() and not (tmp_path / "ck.npz").exists()
+
+
+# --- issue 18: concurrent saves, a user's entries, leftovers, damaged or hand-edited checkpoints ---------------
+
+
+def _stores(path):
+    return sorted(d for d in os.listdir(path) if d.startswith("step-"))
+
+
+def test_concurrent_saves_from_threads_never_name_a_deleted_store_and_the_last_wins(tmp_path, monkeypatch):
+    import threading
+
+    path, commits, replace = tmp_path / "ck", [], os.replace
+
+    def logged_replace(src, dst):  # records the order in which manifests were committed
+        tag = json.loads(open(src).read())["extra"]["tag"] if str(dst).endswith(zc.MANIFEST) else None
+        replace(src, dst)
+        if tag is not None:
+            commits.append(tag)
+
+    monkeypatch.setattr(zc.os, "replace", logged_replace)
+    opts = []
+    for k in range(4):
+        opt = _optimizer()
+        for g in _grads(k, SHAPES, CHUNKS, k + 1):
+            opt.step(g)
+        opts.append(opt)
+    errors = []
+
+    def saver(k):
+        try:
+            for r in range(3):
+                save_zarr(path, opts[k], extra={"tag": f"{k}.{r}"})
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=saver, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(commits) == 12
+    manifest = read_manifest(path)
+    assert manifest["extra"]["tag"] == commits[-1]  # the last save to complete wins
+    assert _stores(path) == [manifest["store"]]  # superseded stores are gone, the current one is there
+    other = _optimizer()
+    k = int(commits[-1].split(".")[0])
+    assert load_zarr(path, other).step == k + 1
+    for got, want in zip(_values(other), _values(opts[k])):
+        assert_bitwise(got, want)
+
+
+_PROCESS_SAVER = """
+import sys, dask, dask.array as da, numpy as np, adam_np
+from adam_np.cluster import save_zarr
+dask.config.set(scheduler="synchronous")
+k = int(sys.argv[2])
+opt = adam_np.Adam([da.from_array(np.full((40, 3), float(k)), chunks=8)], lr=0.1)
+for r in range(int(sys.argv[3])):
+    opt.step([da.ones((40, 3), chunks=8)])
+    save_zarr(sys.argv[1], opt, extra={"writer": k, "r": r})
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_saves_from_two_processes_leave_a_loadable_checkpoint(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "ck"
+    procs = [subprocess.Popen([sys.executable, "-c", _PROCESS_SAVER, str(path), str(k), "8"],
+                              stderr=subprocess.PIPE, text=True) for k in range(2)]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    manifest = read_manifest(path)
+    assert _stores(path) == [manifest["store"]]
+    other = adam_np.Adam([da.zeros((40, 3), chunks=8)])
+    info = load_zarr(path, other)
+    assert info.step == 8 and info.extra["r"] == 7
+    k = info.extra["writer"]
+    want = adam_np.Adam([da.from_array(np.full((40, 3), float(k)), chunks=8)], lr=0.1)
+    for _ in range(8):
+        want.step([da.ones((40, 3), chunks=8)])
+    assert_bitwise(other.params[0].compute(), want.params[0].compute())
+
+
+def test_a_save_leaves_a_users_step_entries_alone(tmp_path):
+    path = tmp_path / "ck"
+    path.mkdir()
+    (path / "step-notes").mkdir()
+    (path / "step-notes" / "todo.txt").write_text("mine")
+    lookalike = path / "step-000000000001-deadbeef"  # this module's naming, but not its marker
+    lookalike.mkdir()
+    (lookalike / "data.bin").write_bytes(b"mine too")
+    (path / "step-000000000002-cafef00d").write_text("a file")
+    opt = _optimizer()
+    opt.step(_grads(6, SHAPES, CHUNKS, 1)[0])
+    save_zarr(path, opt)
+    opt.step(_grads(7, SHAPES, CHUNKS, 1)[0])
+    save_zarr(path, opt)  # removes the first save's store, and only that
+    assert (path / "step-notes" / "todo.txt").read_text() == "mine"
+    assert (lookalike / "data.bin").read_bytes() == b"mine too"
+    assert (path / "step-000000000002-cafef00d").read_text() == "a file"
+    assert _stores(path) == sorted(["step-notes", lookalike.name, "step-000000000002-cafef00d",
+                                    read_manifest(path)["store"]])
+
+
+def test_a_save_removes_what_killed_saves_left(tmp_path):
+    path, manifest = _saved(tmp_path)
+    import shutil
+
+    orphan = path / "step-000000000009-0badc0de"  # a killed save's store: marker, some chunks, no manifest
+    shutil.copytree(path / manifest["store"], orphan)
+    (path / ".manifest.json.0123abcd.tmp").write_text("{")
+    opt = _optimizer()
+    save_zarr(path, opt)
+    assert _stores(path) == [read_manifest(path)["store"]]
+    assert sorted(os.listdir(path)) == sorted([zc.LOCK, zc.MANIFEST, read_manifest(path)["store"]])
+
+
+def test_a_truncated_chunk_is_a_checkpoint_error(tmp_path):
+    path, manifest = _saved(tmp_path)
+    chunk_dir = path / manifest["store"] / "s" / "0" / "c" / "1"
+    chunk = chunk_dir / sorted(os.listdir(chunk_dir))[0]
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    _assert_nothing_loaded(path, r"array 's/0' chunk \d+ of 8 cannot be read \(RuntimeError: .*truncated or corrupt")
+
+
+def _edit(manifest, dotted, value):
+    edited = json.loads(json.dumps(manifest))
+    *keys, last = dotted.split(".")
+    target = edited
+    for key in keys:
+        target = target[key]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return edited
+
+
+@pytest.mark.parametrize("dotted, value, match", [
+    ("store", "../other", r"store is '\.\./other', expected the name of a store inside the checkpoint"),
+    ("store", "/tmp", "store is '/tmp'"),
+    ("store", 3, "store is 3"),
+    ("step", "1", "step is '1', expected an integer >= 0"),
+    ("n_params", None, "n_params is None"),
+    ("master", KeyError, "master is None, expected a bool"),
+    ("config", [], "config is"),
+    ("config.beta1", "x", "does not hold a valid state"),
+    ("config.nonsense", 1, "does not hold a valid state"),
+    ("arrays.v/0", KeyError, "arrays are"),
+    ("arrays.v/0.shape", None, r"arrays\['v/0'\]\.shape is None"),
+    ("arrays.v/0.dtype", "int8", r"arrays\['v/0'\]\.dtype is 'int8', expected a float dtype"),
+    ("arrays.v/0.dtype", {"a": 1}, r"arrays\['v/0'\]\.dtype"),
+    ("arrays.v/0.chunks", [[30], [5]], r"arrays\['v/0'\]\.chunks is"),
+    ("arrays.v/0.store_chunks", KeyError, r"arrays\['v/0'\]\.store_chunks is None"),
+    ("arrays.v/0.sha256", ["a"], r"arrays\['v/0'\]\.sha256 is not a list of 8 digests"),
+    ("extra", "x", "extra is 'x', expected a dict"),
+    ("mu_product", "1", "mu_product is '1', expected a number"),
+])
+def test_a_hand_edited_manifest_with_a_recomputed_digest_is_refused(tmp_path, dotted, value, match):
+    path, manifest = _saved(tmp_path)
+    (tmp_path / "other").mkdir()
+    edited = _edit(manifest, dotted, value)
+    edited["sha256"] = zc._manifest_digest(edited)
+    (path / "manifest.json").write_text(json.dumps(edited))
+    _assert_nothing_loaded(path, match)

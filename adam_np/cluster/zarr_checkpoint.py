@@ -4,12 +4,21 @@ A checkpoint is a directory::
 
     PATH/manifest.json                 what is current: format, version, step, config, and per array its
                                        shape, dtype, chunking and one sha256 per chunk; its own sha256
-    PATH/step-000000000012-1a2b3c4d/   the Zarr store it names: params/0, v/0, s/0, ... one array each
+    PATH/step-000000000012-1a2b3c4d/   the Zarr store it names: params/0, v/0, s/0, ... one array each, and
+                                       .adam_np-store, the marker that says this module wrote it
+    PATH/.adam_np.lock                 the lock every save holds (never removed)
 
 :func:`save_zarr` writes a *new* store next to the current one (each worker writes and hashes the chunks it
 holds: nothing is gathered on the client but the digests), then replaces ``manifest.json`` atomically
 (``os.replace``) and only then removes older stores. A crash at any point before that rename leaves the
 previous manifest and the store it names untouched, so the previous checkpoint stays loadable.
+
+Concurrent saves to one ``PATH`` (threads, or processes of one host) are serialized by an exclusive lock on
+``PATH/.adam_np.lock`` (``flock``, released by the kernel when a saver dies), so the last save to complete
+wins and no save removes a store another one is writing or has just committed. Holding the lock, a save
+removes only what this module provably wrote and nobody uses any more: stores of its own naming that carry its
+marker or that the previous manifest named, and manifest temp files of its own naming; a user's ``step-...``
+entry stays. On file systems without ``flock`` (or Windows), saves of one process are still serialized.
 
 :func:`load_zarr` checks the manifest (its digest, format and version) and the optimizer's parameter count,
 shapes and dtypes before it reads a chunk, then reads every chunk once, hashing it as it goes, and compares
@@ -31,11 +40,15 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import dask
@@ -44,6 +57,11 @@ import numpy as np
 import zarr
 
 from .._npz import CheckpointError, fsync_dir
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: saves of one process are still serialized
+    fcntl = None
 from ..core import adam as _adam
 from ..core._xp import is_lazy
 
@@ -56,6 +74,16 @@ VERSION = 1
 """The ``version`` field of ``manifest.json`` that this module writes and reads."""
 
 MANIFEST = "manifest.json"
+
+MARKER = ".adam_np-store"
+"""The file inside each store :func:`save_zarr` writes (before any chunk): proof that the store is this module's."""
+
+LOCK = ".adam_np.lock"
+
+_STORE_NAME = re.compile(r"step-[0-9]{12}-[0-9a-f]{8}")
+_MANIFEST_TMP = re.compile(rf"\.{re.escape(MANIFEST)}\.[0-9a-f]{{8}}\.tmp")
+_thread_locks: dict = {}
+_thread_locks_guard = threading.Lock()
 
 
 class ZarrCheckpoint(NamedTuple):
@@ -109,6 +137,60 @@ def _manifest_digest(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+@contextlib.contextmanager
+def _save_lock(path: str) -> Iterator[None]:
+    """Hold the save lock of checkpoint ``path``: a per-path thread lock, then ``flock`` on ``PATH/.adam_np.lock``
+    (flock, not lockf: it excludes other open files of this process too, and dies with its process)."""
+    key = os.path.realpath(path)
+    with _thread_locks_guard:
+        thread_lock = _thread_locks.setdefault(key, threading.Lock())
+    with thread_lock:
+        fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except OSError:  # pragma: no cover - a file system without flock: the thread lock only
+                    pass
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+
+def _is_ours(store: str) -> bool:
+    """Whether the directory ``store`` carries this module's marker."""
+    try:
+        with open(os.path.join(store, MARKER)) as f:
+            return json.load(f).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _sweep(path: str, keep: str | None, previous: str | None) -> None:
+    """Holding the save lock: remove what earlier saves left in ``path`` except the store ``keep``.
+
+    That is stores of this module's naming that carry its marker (superseded, or from a killed save: no save
+    runs but the caller's) or that the previous manifest named (``previous``: stores written before markers),
+    and manifest temp files of this module's naming. Nothing else is touched.
+    """
+    for entry in os.listdir(path):
+        target = os.path.join(path, entry)
+        if _STORE_NAME.fullmatch(entry) and entry != keep and os.path.isdir(target) and not os.path.islink(target):
+            if entry == previous or _is_ours(target):
+                shutil.rmtree(target, ignore_errors=True)
+        elif _MANIFEST_TMP.fullmatch(entry) and os.path.isfile(target):
+            with contextlib.suppress(OSError):
+                os.remove(target)
+
+
+def _current_store(path: str) -> str | None:
+    """The store the manifest of ``path`` names, if it is a valid manifest of this module (else None)."""
+    try:
+        return read_manifest(path)["store"]
+    except CheckpointError:
+        return None
+
+
 def save_zarr(path: Any, optimizer: Any, *, extra: dict | None = None) -> None:
     """Write ``optimizer``'s parameters and state to the Zarr checkpoint directory ``path``.
 
@@ -132,6 +214,11 @@ def save_zarr(path: Any, optimizer: Any, *, extra: dict | None = None) -> None:
     -----
     One ``dask.compute`` writes and hashes every chunk where it is held; chunkings Zarr cannot store
     (unequal inner chunks) are rechunked to their largest chunk for the store and restored on load.
+
+    Concurrent saves to one ``path`` are serialized by a lock (see the module's notes): the last to complete
+    wins. Each save removes the stores and temp files of its own naming that earlier saves left, and nothing
+    else: the previous store (after the new manifest is in place), what killed saves left (before writing,
+    so that a full disk gets that space back); a user's ``step-...`` entry without this module's marker stays.
     """
     _check_dask_optimizer(optimizer)
     extra = {} if extra is None else extra
@@ -148,9 +235,22 @@ def save_zarr(path: Any, optimizer: Any, *, extra: dict | None = None) -> None:
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"path {path!r} exists and is not a directory")
     os.makedirs(path, exist_ok=True)
+    with _save_lock(path):
+        _save_locked(path, optimizer, extra, config)
+
+
+def _save_locked(path: str, optimizer: Any, extra: dict, config: dict) -> None:
+    """:func:`save_zarr` after validation, holding the save lock of ``path``."""
+    previous = _current_store(path)
+    _sweep(path, keep=previous, previous=None)  # what killed saves left: no other save runs
     state = optimizer.state
     store_name = f"step-{int(state.step):012d}-{uuid.uuid4().hex[:8]}"
+    while os.path.exists(os.path.join(path, store_name)):  # pragma: no cover - 32 random bits collide
+        store_name = f"step-{int(state.step):012d}-{uuid.uuid4().hex[:8]}"
     store = os.path.join(path, store_name)
+    os.mkdir(store)
+    with open(os.path.join(store, MARKER), "w") as f:  # before any chunk: the store is provably ours
+        json.dump({"format": FORMAT, "store": store_name}, f)
     arrays = _arrays(optimizer)
     writes, digests, entries = [], {}, {}
     for name, x in arrays.items():
@@ -176,13 +276,7 @@ def save_zarr(path: Any, optimizer: Any, *, extra: dict | None = None) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, os.path.join(path, MANIFEST))  # the commit point
     fsync_dir(path)
-    for entry in os.listdir(path):
-        if entry != store_name and entry != MANIFEST:  # older stores, leftovers of interrupted saves
-            target = os.path.join(path, entry)
-            if os.path.isdir(target) and entry.startswith("step-"):
-                shutil.rmtree(target, ignore_errors=True)
-            elif entry.startswith(f".{MANIFEST}.") and entry.endswith(".tmp"):
-                os.remove(target)
+    _sweep(path, keep=store_name, previous=previous)
 
 
 def read_manifest(path: Any) -> dict:
@@ -199,7 +293,9 @@ def read_manifest(path: Any) -> dict:
     Raises
     ------
     CheckpointError
-        If the manifest is missing, unreadable, altered, or of another format or version.
+        If the manifest is missing, unreadable, altered, of another format or version, or if a field does not
+        have the form :func:`save_zarr` writes (even with a recomputed sha256: a ``store`` outside ``path``,
+        a wrong type, chunks that do not tile the shape...), naming the field.
     """
     path = os.fspath(path)
     file = os.path.join(path, MANIFEST)
@@ -216,7 +312,65 @@ def read_manifest(path: Any) -> dict:
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CheckpointError(f"{file!r} is format {manifest.get('format')!r} version {manifest.get('version')!r}, "
                               f"expected {FORMAT!r} version {VERSION}")
+    _check_manifest(file, manifest)
     return manifest
+
+
+def _is_int(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_manifest(file: str, manifest: dict) -> None:
+    """Every field of ``manifest`` has the type and form :func:`save_zarr` writes, else a CheckpointError naming it."""
+    def bad(field: str, expected: str) -> CheckpointError:
+        return CheckpointError(f"{file!r}: {field} is {_short(manifest, field)}, expected {expected}")
+
+    store = manifest.get("store")
+    if not isinstance(store, str) or not _STORE_NAME.fullmatch(store):
+        raise CheckpointError(f"{file!r}: store is {store!r}, expected the name of a store inside the checkpoint "
+                              "(step-<12 digits>-<8 hex digits>)")
+    for field, low in (("step", 0), ("skipped", 0), ("n_params", 1)):
+        if not _is_int(manifest.get(field), low):
+            raise bad(field, f"an integer >= {low}")
+    mu = manifest.get("mu_product")
+    if isinstance(mu, bool) or not isinstance(mu, (int, float)):
+        raise bad("mu_product", "a number")
+    for field, kind in (("master", bool), ("s_max", bool), ("config", dict), ("extra", dict), ("arrays", dict)):
+        if not isinstance(manifest.get(field), kind):
+            raise bad(field, f"a {kind.__name__}")
+    n, entries = manifest["n_params"], manifest["arrays"]
+    keys = ["params", "v", "s"] + ["master"] * manifest["master"] + ["s_max"] * manifest["s_max"]
+    expected = {f"{key}/{i}" for key in keys for i in range(n)}
+    if set(entries) != expected:
+        raise CheckpointError(f"{file!r}: arrays are {sorted(entries)[:8]}, expected {sorted(expected)[:8]} "
+                              f"(n_params {n}, master {manifest['master']}, s_max {manifest['s_max']})")
+    for name, entry in entries.items():
+        where = f"arrays[{name!r}]"
+        if not isinstance(entry, dict):
+            raise CheckpointError(f"{file!r}: {where} is not a dict")
+        shape = entry.get("shape")
+        if not isinstance(shape, list) or not all(_is_int(d) for d in shape):
+            raise CheckpointError(f"{file!r}: {where}.shape is {shape!r:.80}, expected a list of integers >= 0")
+        try:
+            dtype = np.dtype(entry.get("dtype"))
+        except (TypeError, ValueError):
+            dtype = None
+        if not isinstance(entry.get("dtype"), str) or dtype is None or dtype.kind not in "fc":
+            raise CheckpointError(f"{file!r}: {where}.dtype is {entry.get('dtype')!r:.80}, expected a float dtype")
+        for key in ("chunks", "store_chunks"):
+            chunks = entry.get(key)
+            if (not isinstance(chunks, list) or len(chunks) != len(shape) or not all(
+                    isinstance(c, list) and all(_is_int(k) for k in c) and sum(c) == d
+                    for c, d in zip(chunks, shape))):
+                raise CheckpointError(f"{file!r}: {where}.{key} is {chunks!r:.80}, expected one list of chunk "
+                                      f"sizes per axis that add up to the shape {shape}")
+        digests, count = entry.get("sha256"), int(np.prod([len(c) for c in entry["store_chunks"]]))
+        if not isinstance(digests, list) or len(digests) != count or not all(isinstance(d, str) for d in digests):
+            raise CheckpointError(f"{file!r}: {where}.sha256 is not a list of {count} digests (one per stored chunk)")
+
+
+def _short(manifest: dict, field: str) -> str:
+    return f"{manifest.get(field)!r:.80}"
 
 
 def _open(store: str, name: str, entry: dict) -> da.Array:
@@ -231,6 +385,23 @@ def _open(store: str, name: str, entry: dict) -> da.Array:
         raise CheckpointError(f"array {name!r} in {store!r} is {z.shape} {z.dtype} in chunks {z.chunks}, "
                               f"the manifest says {tuple(entry['shape'])} {np.dtype(entry['dtype'])}")
     return da.from_zarr(z, chunks=store_chunks)
+
+
+_READ_ERRORS = (RuntimeError, ValueError, TypeError, KeyError, IndexError, OSError, EOFError)
+"""What reading a damaged chunk raises (numcodecs: RuntimeError for a bad Zstd/Blosc frame; zarr: ValueError
+for a chunk of the wrong size...); a lost worker or scheduler is not among them and propagates as it is."""
+
+
+def _unreadable(path: str, stored: dict, exc: BaseException) -> CheckpointError:
+    """The CheckpointError for a failed read: the array and chunk that fail when read alone, else ``exc``."""
+    for name, x in stored.items():
+        for i, block in enumerate(x.to_delayed().ravel()):
+            try:
+                dask.compute(block)
+            except _READ_ERRORS as err:
+                return CheckpointError(f"checkpoint {path!r}: array {name!r} chunk {i} of {x.npartitions} cannot be "
+                                       f"read ({type(err).__name__}: {err}); truncated or corrupt, nothing was loaded")
+    return CheckpointError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}: {exc}); nothing was loaded")
 
 
 def load_zarr(path: Any, optimizer: Any) -> ZarrCheckpoint:
@@ -272,8 +443,11 @@ def load_zarr(path: Any, optimizer: Any) -> ZarrCheckpoint:
                                   f"{np.dtype(entry['dtype'])}, params[{i}] is {tuple(x.shape)} {x.dtype}")
     stored = {name: _open(store, name, entry) for name, entry in entries.items()}
     digests = {name: _block_digests(x) for name, x in stored.items()}
-    arrays, digests = dask.persist(stored, digests)  # one read of each chunk: kept and hashed
-    (digests,) = dask.compute(digests)
+    try:
+        arrays, digests = dask.persist(stored, digests)  # one read of each chunk: kept and hashed
+        (digests,) = dask.compute(digests)
+    except _READ_ERRORS as exc:  # a chunk the codec cannot decode (truncated, garbled), an unreadable file
+        raise _unreadable(path, stored, exc) from None
     for name, got in digests.items():
         bad = [i for i, (a, b) in enumerate(zip(got, entries[name]["sha256"])) if a != b]
         if bad or len(got) != len(entries[name]["sha256"]):
@@ -284,14 +458,14 @@ def load_zarr(path: Any, optimizer: Any) -> ZarrCheckpoint:
     def group(key: str, present: bool = True) -> list | None:
         return [arrays[f"{key}/{i}"] for i in range(n)] if present else None
 
-    config = _adam.AdamConfig.from_dict(manifest["config"])
-    state = _adam.AdamState(manifest["step"], group("v"), group("s"), manifest["skipped"],
-                            master=group("master", manifest["master"]), s_max=group("s_max", manifest["s_max"]),
-                            mu_product=manifest["mu_product"])
     params = group("params")
     try:
+        config = _adam.AdamConfig.from_dict(manifest["config"])
+        state = _adam.AdamState(manifest["step"], group("v"), group("s"), manifest["skipped"],
+                                master=group("master", manifest["master"]), s_max=group("s_max", manifest["s_max"]),
+                                mu_product=manifest["mu_product"])
         _adam._validate(params, state, params, config)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {path!r} does not hold a valid state: {exc}") from None
     optimizer.params, optimizer.state, optimizer.config = params, state, config
     return ZarrCheckpoint(manifest["step"], store, manifest["extra"])
