@@ -145,11 +145,18 @@ def test_numpy_kernel_same_result_on_one_and_several_threads():
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("alias", ["p", "v", "s"])
-def test_gradient_may_be_one_of_the_updated_arrays(backend, alias):
-    n = numpy_kernel.CHUNK + 17
+@pytest.mark.parametrize("options", [
+    {},  # g used as given: the alias is visible (weight decay and maximize make a copy of g first)
+    {"eps_mode": "hat"},
+    {"eps_mode": "root", "fold_bias_correction": True},
+    {"weight_decay": 0.1},
+    {"maximize": True},
+], ids=["plain", "hat", "root-folded", "weight-decay", "maximize"])
+@pytest.mark.parametrize("n", [numpy_kernel.CHUNK + 17, 2 * numpy_kernel.PARALLEL_MIN + 3])  # serial, threaded
+def test_gradient_may_be_one_of_the_updated_arrays(backend, alias, options, n):
     rng = np.random.default_rng(3)
     p, v, s = rng.normal(size=n), rng.normal(size=n), rng.random(n)
-    config = AdamConfig(weight_decay=0.1, nonfinite="propagate")
+    config = AdamConfig(nonfinite="propagate", **options)
     arrays = {"p": p, "v": v, "s": s}
     expected = pure_step(p, arrays[alias], v, s, config, 2)
     p, v, s = p.copy(), v.copy(), s.copy()
