@@ -325,7 +325,8 @@ class Adam:
         TypeError, ValueError
             On a mismatched gradient (naming ``grads[i]``); nothing is changed.
         FloatingPointError
-            On a non-finite gradient with ``nonfinite="raise"``; nothing is changed.
+            With ``nonfinite="raise"``, on a non-finite gradient or a step that would make the parameters
+            or moments NaN or ±inf (an overflow); nothing is changed.
         """
         if self._lazy:
             self._step_dask(grads)

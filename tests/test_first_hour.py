@@ -13,13 +13,13 @@ from adam_np.core._checks import INT64_MAX
 PATHS = ["numpy", "numba", "pure"]  # the two CPU kernels, and update (a non-contiguous parameter)
 
 
-def param(path, values):
+def param(path, values, dtype=float):
     """A parameter holding ``values`` that takes ``path``: contiguous for a kernel, strided for update."""
     if path == "pure":
-        x = np.zeros((len(values), 2))[:, 0]
+        x = np.zeros((len(values), 2), dtype)[:, 0]
         x[...] = values
         return x
-    return np.array(values, dtype=float)
+    return np.array(values, dtype=dtype)
 
 
 def optimizer(path, params, **kwargs):
@@ -135,3 +135,51 @@ def test_repr_says_what_the_optimizer_holds():
                          "weight_decay=0.1, step=1, backend='numpy')")
     assert repr(Adam([np.zeros(3, np.float32)], lr=lambda t: 0.1)).startswith(
         "Adam(1 param, 3 elements, float32, lr=<lambda>, ")
+
+
+# Item 7: a step whose state would overflow -----------------------------------------------------------------------
+
+OVERFLOWS = [(np.float16, 300.0), (np.float32, 1e20), (np.float64, 1e160)]  # g*g beyond the dtype's largest
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype, big", OVERFLOWS)
+def test_state_overflow_raises_and_changes_nothing(path, dtype, big):
+    # Before: s became inf and the parameter froze for good, silently, even under nonfinite="raise".
+    if path == "numba" and dtype == np.float16:
+        pytest.skip("numba has no float16 loop (auto takes the NumPy kernel)")
+    x = param(path, [1.0, 2.0, 3.0], dtype)
+    opt = optimizer(path, [np.ones(2, dtype), x], lr=0.1, moment_dtype=dtype)
+    opt.step([np.ones(2, dtype), np.ones(3, dtype)])
+    before = snapshot(opt)
+    with pytest.raises(FloatingPointError, match=rf"step 2 would make state.s\[1\] \({np.dtype(dtype)}\) NaN or inf "
+                                                 r"although the gradients are finite: an overflow"):
+        with np.errstate(over="ignore"):
+            opt.step([np.ones(2, dtype), np.array([1.0, big, 1.0], dtype)])
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_state_overflow_is_skipped_under_skip_and_applied_under_propagate(path):
+    big = np.array([1.0, 1e20, 1.0], np.float32)
+    x = param(path, [1.0, 2.0, 3.0], np.float32)
+    opt = optimizer(path, [x], lr=0.1, nonfinite="skip")
+    before = snapshot(opt)
+    with np.errstate(over="ignore"):
+        opt.step([big])
+    assert_unchanged(opt, before)
+    assert opt.state.skipped == 1
+    opt.config = AdamConfig(lr=0.1, nonfinite="propagate")
+    with np.errstate(over="ignore", invalid="ignore"):
+        opt.step([big])
+    assert opt.state.step == 1 and np.isinf(opt.state.s[0][1]) and x[1] == 2.0  # frozen: v / sqrt(inf) = 0
+
+
+def test_state_overflow_raises_on_dask_update():
+    da = pytest.importorskip("dask.array")
+    x = da.from_array(np.ones(4, np.float32), chunks=2)
+    state = adam_np.init(x)
+    g = da.from_array(np.array([1.0, 1.0, 1e20, 1.0], np.float32), chunks=2)
+    with pytest.raises(FloatingPointError, match=r"grads contain NaN or inf|would make"):
+        with np.errstate(over="ignore"):
+            adam_np.update(g, state, x, AdamConfig(lr=0.1))

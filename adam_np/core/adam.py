@@ -408,7 +408,7 @@ def _preprocess(x: Any, g: Any, config: AdamConfig, lr: float) -> tuple[Any, Any
         g = -g
     if config.weight_decay:
         if config.weight_decay_mode == "decoupled":
-            x = x * (1.0 - lr * config.weight_decay)
+            x = x * (1.0 - config.weight_decay)
         elif config.weight_decay_mode == "l2":
             g = g + config.weight_decay * x
     return x, g  # "decoupled_add" acts in _apply
@@ -548,13 +548,17 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         On mismatched structures, shapes, dtypes or libraries, integer arrays or a bad
         ``state.step``, naming the argument; nothing is computed.
     FloatingPointError
-        On a non-finite gradient with ``config.nonfinite == "raise"``.
+        With ``config.nonfinite == "raise"``: on a non-finite gradient, or finite gradients whose step
+        would make a new parameter or moment NaN or ±inf (an overflow: in float16 moments a gradient
+        of 300 squares to inf); nothing is computed into the caller's arrays.
 
     Notes
     -----
     Hyper-parameters enter as Python floats, so float32 inputs give float32 outputs. The
-    whole step is validated first; with ``nonfinite="skip"`` a non-finite gradient anywhere
-    returns the inputs unchanged (``state.skipped`` + 1, ``state.step`` unchanged).
+    whole step is validated first; with ``nonfinite="skip"`` a non-finite gradient anywhere,
+    or a step whose new parameters or state would hold NaN or ±inf, returns the inputs unchanged
+    (``state.skipped`` + 1, ``state.step`` unchanged). ``"propagate"`` returns such a state as
+    computed: once ``s`` is inf, that parameter stops moving (:math:`v/\sqrt{\infty} = 0`), or turns NaN.
 
     Dask arrays (``dask.array``, through array-api-compat) give Dask arrays chunked as the parameters, with
     the same ufuncs per chunk, so they compute bit for bit what NumPy computes. With
@@ -614,14 +618,25 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         new_s.append(_cast(s_c, s.dtype, xp))
         new_m.append(_cast(x_c, x_c.dtype, xp))
         new_smax.append(None if s_max_c is None else _cast(s_max_c, v.dtype, xp))
+    new_arrays = {"params": new_p, "state.v": new_v, "state.s": new_s}
+    if leaves.master is not None:
+        new_arrays["state.master"] = new_m
+    if config.variant_name == "amsgrad":
+        new_arrays["state.s_max"] = new_smax
     if lazy and config.nonfinite != "propagate":
-        # One persist computes the step and the finiteness of every gradient chunk together; a non-finite
-        # chunk anywhere discards the whole step (no partial update across chunks or arrays).
-        finite = xp.all(xp.stack([xp.all(xp.isfinite(g)) for g in leaves.grads]))
+        # One persist computes the step and the finiteness of every gradient chunk and of the new state
+        # together; a non-finite chunk anywhere discards the whole step (no partial update across chunks or arrays).
+        checked = [*leaves.grads, *(a for arrays in new_arrays.values() for a in arrays)]
+        finite = xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in checked]))
         new_p, new_v, new_s, new_m, new_smax, (finite,) = persist_groups(
             [new_p, new_v, new_s, new_m if leaves.master is not None else None, new_smax, [finite]])
         if not bool(finite.compute()):
             return _nonfinite(params, state, config, t)
+    elif config.nonfinite != "propagate" and not lazy:
+        for name, arrays in new_arrays.items():  # finite gradients, but the step overflowed: all or nothing
+            if not all_finite(arrays, xp=xp):
+                i = next(i for i, a in enumerate(arrays) if not all_finite([a], xp=xp))
+                return _nonfinite(params, state, config, t, (leaves.treedef.leaf_names(name)[i], arrays[i].dtype))
     unflatten = leaves.treedef.unflatten
     return unflatten(new_p), AdamState(
         t, unflatten(new_v), unflatten(new_s), int(state.skipped),
@@ -631,8 +646,16 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
     )
 
 
-def _nonfinite(params: Any, state: AdamState, config: AdamConfig, t: int) -> tuple[Any, AdamState]:
-    """A step with a non-finite gradient: raise (``"raise"``) or return the inputs, one more skipped (``"skip"``)."""
+def _nonfinite(params: Any, state: AdamState, config: AdamConfig, t: int,
+               overflow: tuple | None = None) -> tuple[Any, AdamState]:
+    """A step with a non-finite gradient, or whose result ``overflow = (name, dtype)`` is not finite: raise
+    (``"raise"``) or return the inputs, one more skipped (``"skip"``)."""
+    if config.nonfinite == "raise" and overflow is not None:
+        name, dtype = overflow
+        raise FloatingPointError(
+            f"step {t} would make {name} ({dtype}) NaN or inf although the gradients are finite: an overflow "
+            f"(e.g. g*g beyond the largest {dtype}); nothing was updated (use a wider moment_dtype, smaller "
+            "gradients or lr; nonfinite='skip' skips such steps, 'propagate' applies them)")
     if config.nonfinite == "raise":
         raise FloatingPointError(
             f"grads contain NaN or inf at step {t}; nothing was updated "

@@ -22,7 +22,8 @@ EPS_MODES = ("outside", "root", "hat")
 ``"hat"`` (paper end of §2, Keras, Chainer)."""
 
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
-"""What a non-finite gradient does: raise an error, skip the whole step, or propagate (torch)."""
+"""What a non-finite gradient, or a step that would make the state non-finite, does: raise an error, skip the
+whole step, or propagate (torch)."""
 
 VARIANTS = ("adam", *rules.SPECS)
 """The update rules on the shared core (AdamW is ``weight_decay_mode="decoupled"`` on any of them)."""
@@ -90,9 +91,10 @@ class AdamConfig:
     maximize : bool, default False
         Ascend instead of descend: :math:`g \leftarrow -g` first (torch ``maximize``).
     nonfinite : {"raise", "skip", "propagate"}, default "raise"
-        A gradient holding NaN or ±inf: raise :class:`FloatingPointError` and change nothing; skip
-        the whole step (the step counter does not advance, ``state.skipped`` counts it); or
-        compute with it as torch does.
+        A gradient holding NaN or ±inf, or a step that would make a new parameter or moment NaN or
+        ±inf (an overflow, e.g. :math:`g^2` beyond float16's 65504): raise :class:`FloatingPointError`
+        and change nothing; skip the whole step (the step counter does not advance, ``state.skipped``
+        counts it); or compute with it as torch does (once :math:`s` is inf the parameter stops moving).
     variant : str or variant object, optional
         None or ``"adam"`` for Algorithm 1; else the rule with its options: an object of
         :mod:`adam_np.variants` (``AMSGrad(max="corrected")``, ``NAdam(schedule="constant")``...) or

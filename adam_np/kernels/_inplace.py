@@ -3,9 +3,10 @@
 :class:`InPlaceStep` is built when the optimizer's parameters, state and config are all
 kernel-eligible (NumPy arrays that are C-contiguous and of a kernel dtype, or CuPy arrays; a
 config for which :func:`adam_np.kernels.supports` holds). Per step it only checks what can
-change (the gradients' type, shape, dtype, contiguity, finiteness); anything unusual makes it
-decline, and the optimizer then takes the pure :func:`adam_np.update` path, which raises the
-precise error, skips the step, or computes the same values.
+change (the gradients' type, shape, dtype, contiguity, and, unless ``nonfinite="propagate"``, that the
+gradients and the new parameters and moments are finite: the kernel's check computes the step without
+writing, then the step writes it); anything unusual makes it decline, and the optimizer then takes the
+pure :func:`adam_np.update` path, which raises the precise error, skips the step, or computes the same values.
 """
 
 from __future__ import annotations
@@ -114,8 +115,11 @@ class InPlaceStep:
         self.grads_exact = False  # set by _check_grads: every gradient has the numba type of its parameter
         if backend == "numba" and config is not None:
             self.kernel.warm_up(self.params, self.work)
-            self.bound = [(self.kernel.bind(p, self.work), self.kernel.select(p), p, v, s)
-                          for p, v, s in zip(self.params, self.v, self.s)]
+            kernel = self.kernel
+            self.bound = [(kernel.bind(p, self.work), kernel.select(p), p, v, s) for p, v, s in
+                          zip(self.params, self.v, self.s)]
+            self.checks = [(kernel.bind(p, self.work, kernel.select_check), kernel.select_check(p))
+                           for p in self.params]
             self.work_view = memoryview(self.work)
 
     @classmethod
@@ -274,15 +278,15 @@ class InPlaceStep:
             if gs is None:
                 return None
             ps, vs, ss = self.p_flat, self.v_flat, self.s_flat
-        if (self.check_finite if own else config.nonfinite != "propagate"):
-            for g in gs:
-                if not kernel.all_finite(g):
-                    return None
         t = state.step + 1
-        if own:
-            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t, self.constants), self.work)
-        else:
-            kernel.step_many(ps, gs, vs, ss, coefficients(config, config.lr_at(t), t))
+        c = coefficients(config, config.lr_at(t), t, self.constants) if own else \
+            coefficients(config, config.lr_at(t), t)
+        work = self.work if own else None
+        # The gradients and the state they would make: all finite, or nothing is written (one read, no write).
+        if (self.check_finite if own else config.nonfinite != "propagate") and \
+                not kernel.finite_step_many(ps, gs, vs, ss, c, work):
+            return None
+        kernel.step_many(ps, gs, vs, ss, c, work)
         return t
 
     def _writeable(self) -> bool:
@@ -320,14 +324,15 @@ class InPlaceStep:
             # The numba loops on the caller's own arrays (the common case, kept short): check, then run.
             if self._check_grads(grads) is None:
                 return None
-            if self.check_finite:
-                for g in grads:
-                    if not self.kernel.all_finite(g):
-                        return None
             t = state.step + 1
             work = self.work
             self.kernel.set_step_scalars(self.work_view, step_scalars(
                 config, self.lr if self.lr is not None else config.lr_at(t), t, self.constants))
+            if self.check_finite:  # the gradients and the new p, v, s all finite, else nothing is written
+                exact = self.grads_exact
+                for g, (compiled, loop), (_, _, p, v, s) in zip(grads, self.checks, self.bound):
+                    if not (compiled if exact else loop)(p, g, v, s, work):
+                        return None
             if self.grads_exact:
                 for g, (compiled, _, p, v, s) in zip(grads, self.bound):
                     compiled(p, g, v, s, work)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._common import Coefficients
 
-__all__ = ["DTYPES", "OPERATION", "all_finite", "compute_dtype", "prepare", "step", "step_many"]
+__all__ = ["DTYPES", "OPERATION", "all_finite", "compute_dtype", "finite_step_many", "prepare", "step", "step_many"]
 
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 """The parameter dtypes this kernel updates."""
@@ -51,6 +51,18 @@ p = (P)(x - upd);
 _SCALARS = ("wd", "b1", "omb1", "b2", "omb2", "lr", "bc1", "bc2", "alpha", "eps")
 _C_NAMES = {"float32": "float", "float64": "double"}
 _kernels: dict[str, Any] = {}
+_checks: dict[str, Any] = {}
+
+_CHECK = """
+template <typename P>
+__device__ int adam_np_bad(P p, P g, P v, P s, C wd, C b1, C omb1, C b2, C omb2, C lr, C bc1, C bc2, C alpha,
+                           C eps, int mode, int maximize, int decay) {
+""" + OPERATION + """
+    return !(isfinite((C)p) && isfinite((C)v) && isfinite((C)s));
+}
+"""
+"""The check of :func:`finite_step_many`: :data:`OPERATION` on copies of one element (p, v, s are passed by
+value, so its stores stay local), 1 when the values it would store are not all finite."""
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -85,6 +97,57 @@ def _kernel(compute: np.dtype) -> Any:
             name=f"adam_np_step_{compute.name}", options=("--fmad=false",), no_return=True,
         )
     return kernel
+
+
+def _check_kernel(compute: np.dtype) -> Any:
+    """The ReductionKernel of :func:`finite_step_many` for compute dtype ``compute`` (built once)."""
+    kernel = _checks.get(compute.name)
+    if kernel is None:
+        import cupy
+
+        in_params = ", ".join(["P p, P g, P v, P s"] + [f"{compute.name} {name}" for name in _SCALARS]
+                              + ["int32 mode", "int32 maximize", "int32 decay"])
+        kernel = _checks[compute.name] = cupy.ReductionKernel(
+            in_params, "int32 bad", "adam_np_bad(p, g, v, s, " + ", ".join(_SCALARS) + ", mode, maximize, decay)",
+            "max(a, b)", "bad = a", "0", name=f"adam_np_check_{compute.name}",
+            preamble=f"typedef {_C_NAMES[compute.name]} C;\n" + _CHECK, options=("--fmad=false",),
+        )
+    return kernel
+
+
+def finite_step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: Any = None) -> bool:
+    """Whether :func:`step_many` would leave every ``p``, ``v``, ``s`` finite: one reduction per array that
+    computes the step's values (:data:`OPERATION`) and writes nothing; synchronises the device.
+
+    A non-finite gradient makes the new ``v`` non-finite, so this checks the gradients too.
+
+    Parameters
+    ----------
+    ps, gs, vs, ss : list of cupy.ndarray
+    c : Coefficients
+    work : None
+        Unused.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    With no arrays there is nothing to check (and no device is needed):
+
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> finite_step_many([], [], [], [], coefficients(AdamConfig(), 0.5, 1))
+    True
+    """
+    k = c.constants
+    flags = [np.int32(k.mode), np.int32(k.maximize), np.int32(k.weight_decay != 0.0)]
+    bad = []
+    for p, g, v, s in zip(ps, gs, vs, ss):
+        compute = compute_dtype(p.dtype)
+        bad.append(_check_kernel(compute)(p, g, v, s, *[compute.type(f) for f in c.floats()], *flags))
+    return not any(int(b) for b in bad)
 
 
 def step(p: Any, g: Any, v: Any, s: Any, c: Coefficients) -> None:

@@ -22,8 +22,8 @@ import numpy as np
 from ._common import Coefficients, Constants
 
 __all__ = [
-    "DTYPES", "PARALLEL_MIN", "all_finite", "bind", "compile_all", "prepare", "select", "set_num_threads",
-    "set_step", "set_step_scalars", "step", "step_many", "stream_roof", "warm_up",
+    "DTYPES", "PARALLEL_MIN", "all_finite", "bind", "compile_all", "finite_step_many", "prepare", "select",
+    "select_check", "set_num_threads", "set_step", "set_step_scalars", "step", "step_many", "stream_roof", "warm_up",
 ]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -43,6 +43,14 @@ def _coefs(dtype_like, k):  # pragma: no cover - compiled by numba
 
 def _body(i, p, g, v, s, po, vo, so, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
     # Reads p, g, v, s at i, writes po, vo, so at i: in place when they are p, v, s (every read comes first).
+    vi, si, pi = _values_jit(i, p, g, v, s, kk, mode, maximize, decay)
+    vo[i] = vi
+    so[i] = si
+    po[i] = pi
+
+
+def _values(i, p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
+    # The new v, s, p of element i (what _body writes).
     wd, b1, omb1, b2, omb2 = kk[0], kk[1], kk[2], kk[3], kk[4]
     lr, bc1, bc2, alpha, eps = kk[5], kk[6], kk[7], kk[8], kk[9]
     x = p[i]
@@ -53,19 +61,19 @@ def _body(i, p, g, v, s, po, vo, so, kk, mode, maximize, decay):  # pragma: no c
         gi = gi + wd * x
     vi = b1 * v[i] + omb1 * gi
     si = b2 * s[i] + omb2 * (gi * gi)
-    vo[i] = vi
-    so[i] = si
     if mode == 2:
-        po[i] = x - alpha * vi / (np.sqrt(si) + eps)
+        pi = x - alpha * vi / (np.sqrt(si) + eps)
     elif mode == 3:
-        po[i] = x - alpha * vi / np.sqrt(si + eps)
+        pi = x - alpha * vi / np.sqrt(si + eps)
     elif mode == 1:
-        po[i] = x - lr * (vi / bc1) / np.sqrt(si / bc2 + eps)
+        pi = x - lr * (vi / bc1) / np.sqrt(si / bc2 + eps)
     else:
-        po[i] = x - lr * (vi / bc1) / (np.sqrt(si / bc2) + eps)
+        pi = x - lr * (vi / bc1) / (np.sqrt(si / bc2) + eps)
+    return vi, si, pi
 
 
 _coefs_jit = numba.njit(inline="always", error_model="numpy")(_coefs)
+_values_jit = numba.njit(inline="always", error_model="numpy")(_values)
 _body_jit = numba.njit(inline="always", error_model="numpy")(_body)
 
 
@@ -101,6 +109,42 @@ def _parallel(p, g, v, s, k):  # pragma: no cover - compiled by numba
 def _parallel_loop(p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
     for i in numba.prange(p.shape[0]):
         _body_jit(i, p, g, v, s, p, v, s, kk, mode, maximize, decay)
+
+
+def _bad(vi, si, pi):  # pragma: no cover - compiled by numba
+    # 1 if any of the three is NaN or ±inf (x - x is NaN exactly then), else 0; no branch, so it vectorizes.
+    return not ((vi - vi) + (si - si) + (pi - pi) == 0.0)
+
+
+_bad_jit = numba.njit(inline="always", error_model="numpy")(_bad)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _check_serial(p, g, v, s, k):  # pragma: no cover - compiled by numba
+    p, g, v, s = p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1)
+    kk = _coefs_jit(p, k)
+    mode, maximize, decay = int(k[0]), k[1] != 0.0, k[2] != 0.0
+    bad = 0
+    for i in range(p.shape[0]):
+        vi, si, pi = _values_jit(i, p, g, v, s, kk, mode, maximize, decay)
+        bad += _bad_jit(vi, si, pi)
+    return bad == 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _check_parallel(p, g, v, s, k):  # pragma: no cover - compiled by numba
+    kk = _coefs_jit(p, k)
+    return _check_parallel_loop(p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1), kk,
+                                int(k[0]), k[1] != 0.0, k[2] != 0.0)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _check_parallel_loop(p, g, v, s, kk, mode, maximize, decay):  # pragma: no cover - compiled by numba
+    bad = 0
+    for i in numba.prange(p.shape[0]):
+        vi, si, pi = _values_jit(i, p, g, v, s, kk, mode, maximize, decay)
+        bad += _bad_jit(vi, si, pi)
+    return bad == 0
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -221,6 +265,55 @@ def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: np.
         select(p)(p, g, v, s, k)
 
 
+def finite_step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: np.ndarray | None = None) -> bool:
+    """Whether :func:`step_many` would leave every ``p``, ``v``, ``s`` finite; computes it, writes nothing.
+
+    One read of p, g, v, s per array, the loop body the step's own (so what it computes is what the
+    step would write); a non-finite gradient makes the new ``v`` non-finite, so it checks the gradients too.
+
+    Parameters
+    ----------
+    ps, gs, vs, ss : list of numpy.ndarray
+    c : Coefficients
+    work : numpy.ndarray, optional
+        As for :func:`step_many` (its step scalars are written).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> z = np.zeros(1, np.float32)
+    >>> finite_step_many([z], [np.array([3e19], np.float32)], [z], [z], coefficients(AdamConfig(), 0.1, 1))
+    False
+    """
+    k = prepare(c.constants) if work is None else work
+    set_step(k, c)
+    return all(select_check(p)(p, g, v, s, k) for p, g, v, s in zip(ps, gs, vs, ss))
+
+
+def select_check(p: np.ndarray):
+    """:func:`select`'s counterpart for the check of :func:`finite_step_many`: ``f(p, g, v, s, work) -> bool``.
+
+    Parameters
+    ----------
+    p : numpy.ndarray
+
+    Returns
+    -------
+    numba dispatcher
+
+    Examples
+    --------
+    >>> select_check(np.zeros(3)) is select_check(np.zeros((2, 2)))
+    True
+    """
+    return _check_serial if p.size < PARALLEL_MIN else _check_parallel
+
+
 def set_step(work: np.ndarray, c: Coefficients) -> None:
     """Write the step's ``lr, bc1, bc2, alpha, eps`` into a :func:`prepare` work array.
 
@@ -285,7 +378,7 @@ def select(p: np.ndarray):
     return _serial if p.size < PARALLEL_MIN else _parallel
 
 
-def bind(p: np.ndarray, work: np.ndarray):
+def bind(p: np.ndarray, work: np.ndarray, choose=None):
     """:func:`select`'s loop for ``p`` compiled now, with numba's type dispatch resolved once.
 
     Returns the compiled entry point of the specialisation for four arrays of ``p``'s exact
@@ -300,6 +393,8 @@ def bind(p: np.ndarray, work: np.ndarray):
         A writeable, aligned, C-contiguous float32/float64 array.
     work : numpy.ndarray
         From :func:`prepare`.
+    choose : callable, optional
+        :func:`select_check` binds the check instead (default: :func:`select`).
 
     Returns
     -------
@@ -315,7 +410,7 @@ def bind(p: np.ndarray, work: np.ndarray):
     >>> bind(p, work)(p, g, v, s, work); p
     array([0.5, 0.5])
     """
-    loop = select(p)
+    loop = (select if choose is None else choose)(p)
     e = np.empty((0,) * p.ndim, p.dtype)
     loop(e, e, e, e, work)  # compile, or load from numba's cache
     arg = numba.typeof(p)
@@ -368,6 +463,7 @@ def warm_up(arrays: list, work: np.ndarray) -> None:
     for a in arrays:
         e = np.empty((0,) * a.ndim, a.dtype)
         select(a)(e, e, e, e, work)
+        select_check(a)(e, e, e, e, work)
         all_finite(e)
 
 
@@ -394,6 +490,7 @@ def compile_all() -> dict[str, float]:
         for shape in ((1,), (1, 1), (PARALLEL_MIN,), (PARALLEL_MIN, 1)):
             a = [np.zeros(shape, dtype) for _ in range(4)]
             step(*a, coefficients(AdamConfig(), 1e-3, 1))
+            finite_step_many(*([x] for x in a), coefficients(AdamConfig(), 1e-3, 1))
             all_finite(a[1])
         out[dtype.name] = time.perf_counter() - t0
     return out

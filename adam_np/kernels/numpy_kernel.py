@@ -36,8 +36,8 @@ import numpy as np
 from ._common import Coefficients
 
 __all__ = [
-    "CHUNK", "DTYPES", "PARALLEL_MIN", "all_finite", "get_num_threads", "prepare", "set_num_threads", "step",
-    "step_many",
+    "CHUNK", "DTYPES", "PARALLEL_MIN", "all_finite", "finite_step", "finite_step_many", "get_num_threads", "prepare",
+    "set_num_threads", "step", "step_many",
 ]
 
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -142,8 +142,12 @@ def _run(p, g, v, s, c: Coefficients, k: tuple, start: int, stop: int) -> None:
 
 
 def _run_chunks(p, g, v, s, k: tuple, mode: int, maximize: bool, decay: bool, buffers: tuple, start: int,
-                stop: int) -> None:
-    """The IEEE operations of :func:`adam_np.core.adam._adam_leaf`, in its order, chunk by chunk into ``buffers``."""
+                stop: int, out: tuple | None = None) -> bool:
+    """The IEEE operations of :func:`adam_np.core.adam._adam_leaf`, in its order, chunk by chunk into ``buffers``.
+
+    ``out`` None: the new p, v, s are written into ``p, v, s``. Else ``out`` holds three chunk-sized scratch
+    arrays: each chunk's new v, s, p are computed there (``p, v, s`` unchanged) and checked; returns whether
+    all were finite (stopping at the first chunk that is not)."""
     wd, b1, omb1, b2, omb2, lr, bc1, bc2, alpha, eps = k
     mul, add, div, sqrt = np.multiply, np.add, np.divide, np.sqrt
     ge_buf, t1_buf, t2_buf = buffers
@@ -152,6 +156,7 @@ def _run_chunks(p, g, v, s, k: tuple, mode: int, maximize: bool, decay: bool, bu
         m = hi - lo
         x, gc, vc, sc = p[lo:hi], g[lo:hi], v[lo:hi], s[lo:hi]
         t1, t2 = t1_buf[:m], t2_buf[:m]
+        vo, so, xo = (vc, sc, x) if out is None else (out[0][:m], out[1][:m], out[2][:m])
         if maximize or decay:
             ge = ge_buf[:m]
             if maximize:
@@ -164,11 +169,12 @@ def _run_chunks(p, g, v, s, k: tuple, mode: int, maximize: bool, decay: bool, bu
         # g is read completely before v, s, x are written, so g may be one of them (same elements).
         mul(gc, omb1, out=t1)  # (1 - beta1) * g
         mul(gc, gc, out=t2)  # g * g
-        mul(vc, b1, out=vc)  # v = beta1 * v + (1 - beta1) * g
-        add(vc, t1, out=vc)
+        mul(vc, b1, out=vo)  # v = beta1 * v + (1 - beta1) * g
+        add(vo, t1, out=vo)
         mul(t2, omb2, out=t2)  # s = beta2 * s + (1 - beta2) * (g * g)
-        mul(sc, b2, out=sc)
-        add(sc, t2, out=sc)
+        mul(sc, b2, out=so)
+        add(so, t2, out=so)
+        vc, sc = vo, so
         if mode >= 2:  # x - alpha * v / (sqrt(s) + eps), mode 3: x - alpha * v / sqrt(s + eps)
             mul(vc, alpha, out=t1)
             if mode == 3:
@@ -188,7 +194,30 @@ def _run_chunks(p, g, v, s, k: tuple, mode: int, maximize: bool, decay: bool, bu
                 sqrt(t2, out=t2)
                 add(t2, eps, out=t2)
         div(t1, t2, out=t1)
-        np.subtract(x, t1, out=x)
+        np.subtract(x, t1, out=xo)
+        if out is not None and not _chunk_finite(vo, so, xo):
+            return False
+    return True
+
+
+def _chunk_finite(*arrays: np.ndarray) -> bool:
+    """Whether chunk-sized arrays are all finite: their sums (a finite sum proves it), else exactly."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if all(np.isfinite(np.add.reduce(a)) for a in arrays):
+            return True
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
+def _check(p, g, v, s, c: Coefficients, k: tuple, start: int, stop: int) -> bool:
+    """:func:`_run` computing elements [start, stop) into scratch: whether their new p, v, s are all finite."""
+    mode, maximize, decay = c.constants.mode, c.constants.maximize, c.constants.weight_decay != 0.0
+    buffers, out = _take_buffers(p.dtype), _take_buffers(p.dtype)
+    try:
+        with np.errstate(all="ignore"):  # what overflows is the answer, not a warning
+            return _run_chunks(p, g, v, s, k, mode, maximize, decay, buffers, start, stop, out)
+    finally:
+        _give_buffers(p.dtype, out)
+        _give_buffers(p.dtype, buffers)
 
 
 def _spans(n: int, parts: int) -> list[tuple[int, int]]:
@@ -273,6 +302,66 @@ def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: Any
     """
     for p, g, v, s in zip(ps, gs, vs, ss):
         step(p, g, v, s, c)
+
+
+def finite_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: Coefficients) -> bool:
+    """Whether :func:`step` would leave ``p``, ``v``, ``s`` all finite; computes it in scratch, writes nothing.
+
+    The same operations as :func:`step`, chunk by chunk into scratch (no O(n) temporary), the
+    chunks of large arrays on the thread pool. A non-finite gradient makes the new ``v`` non-finite,
+    so this is also the gradient's finiteness check.
+
+    Parameters
+    ----------
+    p, g, v, s : numpy.ndarray
+        As for :func:`step` (none is changed).
+    c : Coefficients
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> c = coefficients(AdamConfig(), 0.1, 1)
+    >>> z = np.zeros(1, np.float16)
+    >>> finite_step(z, np.array([200.0], np.float16), z, z, c), finite_step(z, np.array([300.0], np.float16), z, z, c)
+    (True, False)
+    """
+    k = _scalars(c, p.dtype)
+    n = p.shape[0]
+    if n < PARALLEL_MIN or _threads == 1:
+        return _check(p, g, v, s, c, k, 0, n)
+    return all([f.result() for f in [_get_pool().submit(_check, p, g, v, s, c, k, a, b)
+                                     for a, b in _spans(n, _threads)]])
+
+
+def finite_step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: Any = None) -> bool:
+    """:func:`finite_step` for every ``(ps[i], gs[i], vs[i], ss[i])``: whether :func:`step_many` would stay finite.
+
+    Parameters
+    ----------
+    ps, gs, vs, ss : list of numpy.ndarray
+    c : Coefficients
+    work : None
+        Unused (as for :func:`step_many`).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from adam_np import AdamConfig
+    >>> from adam_np.kernels import coefficients
+    >>> finite_step_many([np.ones(2)], [np.array([1.0, np.nan])], [np.zeros(2)], [np.zeros(2)],
+    ...                  coefficients(AdamConfig(), 0.1, 1))
+    False
+    """
+    return all(finite_step(p, g, v, s, c) for p, g, v, s in zip(ps, gs, vs, ss))
 
 
 def _sum(g: np.ndarray, start: int, stop: int) -> Any:
