@@ -195,18 +195,21 @@ def test_bad_inputs_exit_2_naming_the_thing(tmp_path, capsys, store):
     assert "give the labels" in _bad(capsys, tmp_path, "--data", str(tmp_path / "X.npy"))
     assert "--batch-size: 5000 is larger than the data (3000 rows)" in _bad(
         capsys, tmp_path, "--data", store, "--batch-size", "5000")
-    err = _bad(capsys, tmp_path, "--data", store, "--scheduler", "tcp://127.0.0.1:9")
-    assert "argument --scheduler: cannot reach 'tcp://127.0.0.1:9'" in err
+    code, _, err = _cli(capsys, "train", "--data", store, "--scheduler", "tcp://127.0.0.1:9", "--quiet")
+    assert code == 2 and "Traceback" not in err
+    assert "argument --scheduler: cannot use 'tcp://127.0.0.1:9'" in err
 
 
-def test_nonfinite_rows_are_named(tmp_path, capsys):
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
+def test_nonfinite_rows_are_named(tmp_path, capsys, optimizer):
+    """One rule for every optimizer of the chapter: NaN data exit 2 naming the chunk and rows."""
     X = np.random.default_rng(0).normal(size=(600, 3))
     y = X @ np.ones(3)
     X[437, 1] = np.nan  # chunk 2 of chunks of 200 rows
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     err = _bad(capsys, tmp_path, "--data", str(tmp_path / "X.npy"), "--labels", str(tmp_path / "y.npy"),
-               "--batch-size", "50", "--seed", "0")
+               "--batch-size", "50", "--seed", "0", "--optimizer", optimizer)
     assert "the data hold NaN or inf: chunk" in err and "rows [437]" in err, err
 
 

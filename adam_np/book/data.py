@@ -2,8 +2,8 @@ r"""Data for the D2L chapter 7.8 experiment: the UCI Airfoil Self-Noise set and 
 
 :func:`load_airfoil` finds the file (explicit path, ``$ADAM_NP_AIRFOIL``, the copy shipped inside the
 package, the user cache, or a download from UCI with a sha256 check), parses and validates it.
-:func:`get_data_ch7` applies the book's preprocessing: every column standardized with the mean and (population) standard deviation
-over all 1503 rows,
+:func:`get_data_ch7` applies the book's preprocessing: every column standardized with the mean and
+(population) standard deviation over all 1503 rows,
 
 .. math::
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from ._common import nonneg_int, positive_float, positive_int
+
 __all__ = ["add", "run"]
 
 
@@ -27,12 +29,12 @@ def add(subparsers: Any) -> None:
     p.add_argument("--against", choices=[*FRAMEWORKS, "all"], default="all", help="framework (default: all)")
     p.add_argument("--variant", nargs="+", choices=variants, metavar="VARIANT",
                    help=f"variants to run, among {', '.join(variants)} (default: all the framework has)")
-    p.add_argument("--steps", type=int, default=1000, help="number of steps (default 1000)")
+    p.add_argument("--steps", type=positive_int, default=1000, help="number of steps (default 1000)")
     p.add_argument("--dtype", choices=list(TOLERANCES), default="float64", help="default float64")
-    p.add_argument("--size", type=int, default=256, help="number of parameters (default 256)")
-    p.add_argument("--windows", type=int, default=4, help="step windows per row group (default 4)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=1e-2, help="learning rate for both sides (default 1e-2)")
+    p.add_argument("--size", type=positive_int, default=256, help="number of parameters (default 256)")
+    p.add_argument("--windows", type=positive_int, default=4, help="step windows per row group (default 4)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random problem (default 0)")
+    p.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate for both sides (default 1e-2)")
     p.set_defaults(func=run)
 
 
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     -------
     int
     """
-    from ..verify.crosscheck import FRAMEWORKS, crosscheck, format_table
+    from ..verify.crosscheck import FRAMEWORKS, LEGEND, crosscheck, format_table
 
     against = list(FRAMEWORKS) if args.against == "all" else [args.against]
     try:
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"adam-np crosscheck: error: {exc}", file=sys.stderr)
         return 2
     print(format_table(rows, args.dtype))
+    print(LEGEND)
     bad = [r for r in rows if r.status != "pass"]
     if not rows:
         print("nothing was compared: no framework has the requested variants", file=sys.stderr)

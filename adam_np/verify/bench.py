@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -459,6 +460,70 @@ def _compile_cost() -> dict | None:
     return out
 
 
+def _comma_list(text: str, parse: Callable, what: str) -> list:
+    items = [x.strip() for x in text.split(",")]
+    try:
+        values = [parse(x) for x in items]
+    except (ValueError, OverflowError):
+        values = None
+    if not items or values is None:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return values
+
+
+def _sizes(text: str) -> list:
+    def size(x: str) -> int:
+        value = float(x)
+        if not (value >= 1 and value == int(value) and value <= 2**40):
+            raise ValueError(x)
+        return int(value)
+
+    return _comma_list(text, size, "comma-separated integers >= 1 such as 6,1e3,1e6")
+
+
+def _dtypes(text: str) -> list:
+    def dtype(x: str) -> str:
+        if x not in ("float32", "float64"):
+            raise ValueError(x)
+        return x
+
+    return _comma_list(text, dtype, "comma-separated dtypes among float32,float64")
+
+
+def _methods(text: str) -> list:
+    def method(x: str) -> str:
+        if x not in METHODS:
+            raise ValueError(x)
+        return x
+
+    return _comma_list(text, method, f"comma-separated names among {', '.join(METHODS)}")
+
+
+def _repeats(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _min_time(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
+
+
+for _f, _name in ((_sizes, "sizes"), (_dtypes, "dtypes"), (_methods, "methods"), (_repeats, "repeats"),
+                  (_min_time, "min time")):
+    _f.__name__ = _name
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark's options to ``parser`` (shared by ``adam-np bench`` and benchmarks/bench_step.py).
 
@@ -472,14 +537,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     >>> p.parse_args(["--quick"]).quick
     True
     """
-    parser.add_argument("--sizes", type=lambda s: [int(float(x)) for x in s.split(",")], default=list(DEFAULT_SIZES),
+    parser.add_argument("--sizes", type=_sizes, default=list(DEFAULT_SIZES),
                         help="comma-separated n (default 6,1e3,1e5,1e6,1e7)")
-    parser.add_argument("--dtypes", type=lambda s: s.split(","), default=["float32", "float64"],
+    parser.add_argument("--dtypes", type=_dtypes, default=["float32", "float64"],
                         help="comma-separated: float32,float64")
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (median reported)")
-    parser.add_argument("--min-time", type=float, default=0.02, help="seconds per timed batch")
-    parser.add_argument("--methods", type=lambda s: s.split(","), default=None,
-                        help="comma-separated method names (default: all available)")
+    parser.add_argument("--repeats", type=_repeats, default=7, help="interleaved rounds (median reported)")
+    parser.add_argument("--min-time", type=_min_time, default=0.02, help="seconds per timed batch")
+    parser.add_argument("--methods", type=_methods, default=None,
+                        help="comma-separated method names (default: all available): " + ", ".join(METHODS))
     parser.add_argument("--results", type=Path, default=Path("results"), help="output folder (default ./results)")
     parser.add_argument("--quick", action="store_true",
                         help="sizes 6,1e3,1e5, 3 rounds, short batches: well under a minute")
@@ -500,7 +565,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0.
+        0, or 2 when ``--results`` cannot be written (one line on stderr, before any timing).
 
     Examples
     --------
@@ -518,7 +583,14 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if args.quick:
         args.sizes, args.repeats, args.min_time = [6, 1_000, 100_000], 3, 0.005
     out = Path(args.results)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".adam-np-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        print(f"adam-np bench: error: argument --results: cannot write into {str(out)!r}: {exc}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     print(f"adam_np step benchmark: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"numpy {np.__version__}", flush=True)

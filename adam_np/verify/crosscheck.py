@@ -26,7 +26,7 @@ import numpy as np
 from ..core.adam import init, update
 from . import presets
 
-__all__ = ["FRAMEWORKS", "TOLERANCES", "Row", "crosscheck", "format_table", "preset_differences", "problem",
+__all__ = ["FRAMEWORKS", "LEGEND", "TOLERANCES", "Row", "crosscheck", "format_table", "preset_differences", "problem",
            "run_adam_np", "run_optax", "run_torch", "ulp_distance"]
 
 TOLERANCES = {"float64": 1e-12, "float32": 1e-5}
@@ -319,6 +319,12 @@ def crosscheck(against: Sequence[str] = ("torch", "optax"), variants: Sequence[s
             traj = run_adam_np(preset(variant, lr=lr), x0, grads)
             rows.extend(_compare(framework, variant, traj, ref, windows, tol))
     return rows
+
+
+LEGEND = ("status: pass when normwise rel = max|x - x_ref| / max|x_ref| (over all parameters, at the worst step "
+          "of the window) is within tol.\nmax ulp: the largest elementwise distance in units in the last place, for "
+          "information only: it is large where a parameter passes near zero, where one ulp is tiny.")
+"""What the table's columns mean (printed below it by ``adam-np crosscheck``)."""
 
 
 def format_table(rows: Sequence[Row], dtype: str = "float64") -> str:
