@@ -171,7 +171,10 @@ def test_checkpoint_write_failure_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(resume, "save_run", full_disk)
     code, out, err = _cli(capsys, "train", "--quiet", "--checkpoint", str(tmp_path / "ck.npz"))
     assert code == 1 and "Traceback" not in err and err.count("\n") == 1
+    assert LINE.fullmatch(out)  # the finished run's result is printed all the same
     assert "could not write the checkpoint" in err and "No space left" in err
+    code, out, err = _cli(capsys, "train", "--quiet", "--checkpoint", str(tmp_path / "ck.npz"), "--max-steps", "3")
+    assert code == 1 and out == "" and "could not write the checkpoint" in err and "--resume" not in err
 
 
 @pytest.mark.parametrize("flag", ["--checkpoint", "--plot"])

@@ -149,8 +149,11 @@ class _Steps:
         if self.progress is not None:
             self.progress.close()
 
-    def save_at_end(self, state: Any, ckpt_path: str | None) -> None:
-        """The final checkpoint: after periodic saves, a --max-steps stop, a Ctrl-C, or a finished run."""
+    def save_at_end(self, state: Any, ckpt_path: str | None) -> str | None:
+        """The final checkpoint: after periodic saves, a --max-steps stop, a Ctrl-C, or a finished run.
+
+        Returns the one-line error when it cannot be written (the previous checkpoint stays intact), else None.
+        """
         args = self.args
         finished = state.epoch >= args.epochs
         if ckpt_path is not None and (args.checkpoint_every is not None or args.max_steps is not None or finished
@@ -158,9 +161,24 @@ class _Steps:
             try:
                 self.save(state)
             except OSError as exc:
-                print(f"adam-np train: error: could not write the checkpoint {ckpt_path!r}: {exc} "
-                      "(the previous checkpoint, if any, is intact)", file=sys.stderr)
-                raise SystemExit(1) from None
+                return (f"adam-np train: error: could not write the checkpoint {ckpt_path!r}: {exc} "
+                        "(the previous checkpoint, if any, is intact)")
+        return None
+
+
+def _finish_saved(args: argparse.Namespace, state: Any, optimizer: Any, on_step: _Steps, ckpt_path: str | None,
+                  extra: dict, diverged: str | None) -> int:
+    """Write the final checkpoint, then report: a finished run's result is printed even when the checkpoint
+    cannot be written (exit 1 after it); a stopped run whose checkpoint failed only says so (exit 1)."""
+    save_error = None if diverged is not None else on_step.save_at_end(state, ckpt_path)
+    if save_error is not None and state.epoch < args.epochs:
+        print(save_error, file=sys.stderr)
+        return 1
+    code = _finish(args, state, optimizer, on_step.count, ckpt_path, extra, diverged)
+    if save_error is not None:
+        print(save_error, file=sys.stderr)
+        return 1
+    return code
 
 
 def _quiet_overflow() -> Any:
@@ -339,11 +357,9 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
         finally:
             on_step.close()
         args._interrupted = on_step.interrupt.requested
-        if diverged is None:
-            on_step.save_at_end(state, ckpt_path)
         workers = len(client.scheduler_info()["workers"])
-    return _finish(args, state, optimizer, on_step.count, ckpt_path,
-                   {"rows": n, "chunks": len(X.chunks[0]), "workers": workers, "seed": seed}, diverged)
+        return _finish_saved(args, state, optimizer, on_step, ckpt_path,
+                             {"rows": n, "chunks": len(X.chunks[0]), "workers": workers, "seed": seed}, diverged)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -403,6 +419,4 @@ def run(args: argparse.Namespace) -> int:
     finally:
         on_step.close()
     args._interrupted = on_step.interrupt.requested
-    if diverged is None:
-        on_step.save_at_end(state, ckpt_path)
-    return _finish(args, state, optimizer, on_step.count, ckpt_path, {"backend": args.backend}, diverged)
+    return _finish_saved(args, state, optimizer, on_step, ckpt_path, {"backend": args.backend}, diverged)
