@@ -408,7 +408,7 @@ def _preprocess(x: Any, g: Any, config: AdamConfig, lr: float) -> tuple[Any, Any
         g = -g
     if config.weight_decay:
         if config.weight_decay_mode == "decoupled":
-            x = x * (1.0 - config.weight_decay)
+            x = x * (1.0 - lr * config.weight_decay)
         elif config.weight_decay_mode == "l2":
             g = g + config.weight_decay * x
     return x, g  # "decoupled_add" acts in _apply
