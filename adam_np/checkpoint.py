@@ -215,6 +215,8 @@ def read(path: Any) -> Checkpoint:
     if not required <= set(meta) or not isinstance(meta["n_params"], int) or not isinstance(meta["config"], dict):
         raise CheckpointError(f"checkpoint {path!r} has incomplete metadata (needs {sorted(required)})")
     n = meta["n_params"]
+    if not 0 <= n <= len(members):
+        raise CheckpointError(f"checkpoint {path!r} has n_params {n}, but holds {len(members)} arrays")
     groups = {}
     for key in ("param", "v", "s", "master", "s_max"):
         count = n if key not in ("master", "s_max") or meta.get(key) else 0
@@ -304,7 +306,7 @@ def load(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None) -
         probe = type(rng.bit_generator)()
         try:
             probe.state = ck.rng_state
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:  # a hand-edited state's wrong keys/values
             raise CheckpointError(
                 f"checkpoint {path!r}: its rng state does not fit {type(rng.bit_generator).__name__}: {exc}"
             ) from None

@@ -365,3 +365,70 @@ def test_bfloat16_params_cannot_be_saved_and_nothing_is_written(tmp_path):
     with pytest.raises(TypeError, match=r"param\[0\] has dtype torch.bfloat16, which NumPy \(and so a .npz file\)"):
         checkpoint.save(path, opt)
     assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def _rewrite_meta(path, edit):
+    """Edit a checkpoint's metadata by hand and recompute its sha256, as a determined user could."""
+    from adam_np._npz import read_verified, write_atomic
+
+    members, meta = read_verified(path, *_format_of(path))
+    edit(meta)
+    write_atomic(path, members, meta)
+
+
+def _format_of(path):
+    z = np.load(path)
+    meta = json.loads(z["meta"].tobytes())
+    return meta["format"], meta["version"]
+
+
+def _set(dotted, value):
+    def edit(meta):
+        *keys, last = dotted.split(".")
+        for key in keys:
+            meta = meta[key]
+        meta[last] = value
+    return edit
+
+
+@pytest.mark.parametrize("dotted, value, match", [
+    ("n_params", 10**30, "has n_params 10{30}, but holds 4 arrays"),  # was a MemoryError
+    ("rng.state", {}, "rng state does not fit PCG64"),  # was a KeyError
+    ("rng.uinteger", -1, "rng state does not fit PCG64"),  # was an OverflowError
+    ("rng.has_uint32", 10**30, "rng state does not fit PCG64"),
+])
+def test_a_hand_edited_checkpoint_with_a_recomputed_checksum_is_a_checkpoint_error(tmp_path, dotted, value, match):
+    w = np.array([1.0, 2.0])
+    opt = Adam([w], config=variants.amsgrad(lr=0.1))
+    opt.step([w.copy()])
+    path = tmp_path / "ck.npz"
+    checkpoint.save(path, opt, rng=np.random.default_rng(0))
+    _rewrite_meta(path, _set(dotted, value))
+    w2 = np.zeros(2)
+    victim, rng = Adam([w2]), np.random.default_rng(5)
+    before = rng.bit_generator.state
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.load(path, victim, rng=rng)
+    assert victim.state.step == 0 and not w2.any() and rng.bit_generator.state == before
+
+
+@pytest.mark.parametrize("dotted, value, match", [
+    ("run", None, "has a run identity of type NoneType"),  # was an AttributeError
+    ("opt", None, "has optimizer metadata of type NoneType"),  # was an AttributeError
+    ("rng.uinteger", -1, "unusable rng state"),  # was an OverflowError
+    ("rng.has_uint32", 10**30, "unusable rng state"),
+])
+def test_a_hand_edited_run_checkpoint_is_a_checkpoint_error(tmp_path, dotted, value, match):
+    from adam_np.book.chapter7 import AdamRule
+    from adam_np.book.data import make_synthetic
+    from adam_np.book.resume import load_run, save_run
+    from adam_np.book.train import init_train, run_train
+
+    X, y, _, _ = make_synthetic(n=50, d=2)
+    rule, path, settings = AdamRule(), tmp_path / "run.npz", {"seed": 1, "epochs": 2, "batch_size": 10}
+    part = run_train(init_train(rule, X, y, seed=1), rule, X, y, num_epochs=2,
+                     on_step=lambda s: s.examples_seen == 70)
+    save_run(path, part, rule, X, y, settings=settings)
+    _rewrite_meta(path, _set(dotted, value))
+    with pytest.raises(CheckpointError, match=match):
+        load_run(path, rule, X, y, settings=settings)

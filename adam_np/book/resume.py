@@ -155,6 +155,9 @@ def _run_identity(optimizer: Any, data: str, settings: dict | None) -> dict:
 
 def _check_identity(path: str, saved: dict, current: dict) -> None:
     """A :class:`CheckpointError` naming the first of settings, optimizer, hyper-parameters, data that differs."""
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"checkpoint {path!r} has a run identity of type {type(saved).__name__}, expected a "
+                              "dict: not a run checkpoint of this package, or edited")
     for key in ("settings", "optimizer", "hyperparams", "data"):
         if saved.get(key) != current[key]:
             what = f"{key}: saved {saved.get(key)!r}, now {current[key]!r}" if key != "data" else "the data differ"
@@ -217,7 +220,7 @@ def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings:
         raise CheckpointError(f"checkpoint {path_s!r} has a {meta.get('rng_type')} generator, expected PCG64")
     try:
         rng.bit_generator.state = meta["rng"]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise CheckpointError(f"checkpoint {path_s!r} has an unusable rng state: {exc}") from None
     unexpected = sorted(set(members) - used)
     if unexpected:
@@ -287,6 +290,9 @@ def _check_history(path: str, members: dict, meta: dict) -> dict:
 def _restore_opt_state(meta: dict, template: Any, params: list, optimizer: Any, restore, path: str) -> Any:
     """Rebuild the optimizer state in the layout of ``template`` (a fresh ``optimizer.init(params)``)."""
     t_meta, t_arrays = _opt_state_parts(template)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path!r} has optimizer metadata of type {type(meta).__name__}, "
+                              "expected a dict")
     if meta.get("kind") != t_meta["kind"]:
         raise CheckpointError(f"checkpoint {path!r} holds a {meta.get('kind')!r} optimizer state, "
                               f"this run needs {t_meta['kind']!r}")
