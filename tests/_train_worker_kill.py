@@ -17,7 +17,7 @@ import numpy as np
 
 from adam_np.book.chapter7 import make_optimizer
 from adam_np.cluster import local_client
-from adam_np.cluster.data import make_data, open_data
+from adam_np.cluster.data import content_fingerprint, make_data, open_data
 from adam_np.cluster.train import (
     Plan,
     batch_gradient,
@@ -36,6 +36,7 @@ def main(work):
     with local_client(n_workers=2, processes=True, threads_per_worker=1, memory_limit="1GiB") as client:
         make_data(store, ROWS, 5, chunk_rows=CHUNK, seed=1)
         X, y, meta = open_data(store)
+        meta["content"] = content_fingerprint(X, y)
         plan = Plan(X.chunks[0], BATCH, SEED)
         settings = {"batch_size": BATCH, "epochs": 1, "seed": SEED}
         optimizer = make_optimizer("adam", in_place=True)

@@ -238,3 +238,57 @@ def test_readme_commands_run_as_written(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert out.startswith("loss: ") and out.split(",")[0] == shown.split(",")[0], (out, shown)
     assert out.rstrip().endswith(" sec per epoch")
+
+
+def test_resume_refuses_data_whose_values_changed(tmp_path, capsys):
+    """Same shapes, same file sizes, one value changed: the resumed run names the chunk and exits 2."""
+    X = np.random.default_rng(1).normal(size=(600, 3))
+    y = X @ np.ones(3)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    ck = str(tmp_path / "ck.npz")
+    common = ["train", "--data", str(tmp_path / "X.npy"), "--labels", str(tmp_path / "y.npy"), "--batch-size", "50",
+              "--seed", "0", "--quiet", "--workers", "1"]
+    code, _, err = _cli(capsys, *common, "--checkpoint", ck, "--max-steps", "5")
+    assert code == 0, err
+    y[123] += 1e-9  # a rounding-sized edit: nothing but the values can tell
+    np.save(tmp_path / "y.npy", y)
+    code, _, err = _cli(capsys, *common, "--resume", ck)
+    assert code == 2 and "Traceback" not in err, err
+    assert "argument --resume" in err
+    assert "the data's values differ from those it was saved with: y rows 0 to 599" in err
+    y[123] -= 1e-9
+    np.save(tmp_path / "y.npy", y)
+    code, _, err = _cli(capsys, *common, "--resume", ck)  # the same values again: accepted
+    assert code == 0, err
+
+
+def test_load_cluster_run_names_the_chunks_whose_values_changed(store, tmp_path, client):
+    import shutil
+
+    import zarr
+
+    from adam_np.checkpoint import CheckpointError
+    from adam_np.cluster.data import content_fingerprint
+    from adam_np.cluster.train import load_cluster_run, save_cluster_run
+
+    copy = str(tmp_path / "copy.zarr")
+    shutil.copytree(store, copy)
+    X, y, meta = open_data(copy)
+    plan, settings = Plan(X.chunks[0], 64, 3), {"batch_size": 64, "epochs": 1, "seed": 3}
+    optimizer = make_optimizer("adam", in_place=True)
+    state = init_cluster_train(optimizer, X, y, 3)
+    run_cluster_train(state, optimizer, X, y, plan, 1, client, on_step=lambda s: s.batch == 3)
+    ck = tmp_path / "ck.npz"
+    with pytest.raises(ValueError, match="data_meta has no 'content' fingerprint"):
+        save_cluster_run(ck, state, optimizer, meta, settings)
+    assert not ck.exists()
+    meta["content"] = content_fingerprint(X, y)
+    save_cluster_run(ck, state, optimizer, meta, settings)
+    features = zarr.open_array(copy, path="X", mode="r+")
+    features[1700, 2] = features[1700, 2] + 1.0  # chunk 3 of 500 rows; attributes and sizes unchanged
+    X, y, meta = open_data(copy)
+    with pytest.raises(CheckpointError, match=r"the data's values differ from those it was saved with: "
+                                              r"X rows 1500 to 1999\)"):
+        load_cluster_run(ck, make_optimizer("adam", in_place=True), X, y, meta, settings, plan)
+    assert "content" not in meta  # nothing recorded for a refused checkpoint

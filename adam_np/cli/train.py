@@ -304,7 +304,7 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
         parser.error("argument --labels: only for --data PATH.npy features")
 
     from ..checkpoint import CheckpointError
-    from ..cluster.data import DataError, open_data
+    from ..cluster.data import DataError, content_fingerprint, open_data
     from ..cluster.train import (
         NonFiniteData,
         Plan,
@@ -335,6 +335,8 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
                 fail(parser, f"argument --resume: {exc}")
         else:
             state = init_cluster_train(optimizer, X, y, seed)
+            if ckpt_path is not None:  # what a resumed run checks the data's values against (one read, on the workers)
+                data_meta["content"] = content_fingerprint(X, y)
         on_step = _Steps(args, plan.batches, state,
                          lambda s: save_cluster_run(ckpt_path, s, optimizer, data_meta, settings))
         diverged = None

@@ -30,7 +30,7 @@ import dask.array as da
 import numpy as np
 import zarr
 
-__all__ = ["FORMAT", "DataError", "make_data", "open_data"]
+__all__ = ["FORMAT", "DataError", "content_fingerprint", "make_data", "open_data"]
 
 FORMAT = "adam_np.linreg-data"
 """The ``format`` attribute of a store written by :func:`make_data`."""
@@ -134,9 +134,9 @@ def open_data(path: Any, labels: Any = None, *, chunk_rows: int | None = None) -
     -------
     X, y : dask.array.Array
     meta : dict
-        ``path``, ``kind`` ("zarr" or "npy"), ``fingerprint`` (what identifies the data in a checkpoint:
-        the store's own for :func:`make_data` stores, else shapes, dtypes, chunks and file sizes) and the
-        store's attributes.
+        ``path``, ``kind`` ("zarr" or "npy"), ``fingerprint`` (the data's layout: the store's own for
+        :func:`make_data` stores, else shapes, dtypes, chunks and file sizes) and the store's attributes.
+        The values are identified by :func:`content_fingerprint`, which reads them.
 
     Raises
     ------
@@ -170,6 +170,40 @@ def open_data(path: Any, labels: Any = None, *, chunk_rows: int | None = None) -
         [meta["kind"], X.shape, X.dtype.str, X.chunks[0], meta.get("sizes")], default=str).encode()).hexdigest())
     meta["path"] = path
     return X, y, meta
+
+
+def content_fingerprint(X: da.Array, y: da.Array) -> dict:
+    """What identifies the data's values: one sha256 per row chunk of ``X`` and ``y``, computed by the workers.
+
+    Each chunk is hashed where it is read (its dtype, shape and bytes, as the Zarr checkpoints hash theirs): one
+    read of the data, nothing but the digests gathered here. Stored in a cluster run's checkpoint, it lets a
+    resumed run refuse data whose values changed although shapes, attributes and file sizes did not.
+
+    Parameters
+    ----------
+    X, y : dask.array.Array
+        Features and labels, as :func:`open_data` returns them.
+
+    Returns
+    -------
+    dict
+        ``sha256``: one digest over the shapes, the row chunks and every chunk's digest; ``X``, ``y``: each
+        chunk's digest shortened to 16 hex digits, in row order (to name the chunks that differ).
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> X, y = da.zeros((6, 2), chunks=(3, 2)), da.zeros(6, chunks=3)
+    >>> a = content_fingerprint(X, y)
+    >>> b = content_fingerprint(X, da.from_array(np.array([0, 0, 0, 0, 1, 0.]), chunks=3))
+    >>> a["sha256"] == b["sha256"], [s == t for s, t in zip(a["y"], b["y"])]
+    (False, [True, False])
+    """
+    from .zarr_checkpoint import _block_digests
+
+    (digests,) = dask.compute({"X": _block_digests(X), "y": _block_digests(y)})
+    h = hashlib.sha256(json.dumps([list(X.shape), list(y.shape), list(X.chunks[0]), digests]).encode())
+    return {"sha256": h.hexdigest(), "X": [d[:16] for d in digests["X"]], "y": [d[:16] for d in digests["y"]]}
 
 
 def _open_zarr(path: str) -> tuple[da.Array, da.Array, dict]:

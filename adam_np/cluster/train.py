@@ -36,6 +36,7 @@ import numpy as np
 from .._npz import CheckpointError, read_verified, write_atomic
 from ..book.resume import _check_history, _check_identity, _opt_state_parts, _restore_opt_state, _run_identity
 from ..book.train import TrainState
+from .data import content_fingerprint
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "NonFiniteData", "Plan", "batch_gradient", "init_cluster_train",
            "load_cluster_run", "run_cluster_train", "save_cluster_run", "whole_loss"]
@@ -344,8 +345,9 @@ def run_cluster_train(state: TrainState, optimizer: Any, X: Any, y: Any, plan: P
 def save_cluster_run(path: Any, state: TrainState, optimizer: Any, data_meta: dict, settings: dict) -> None:
     """Write a cluster training run atomically: parameters, optimizer state, loop position, history.
 
-    The data are identified by their fingerprint (:func:`adam_np.cluster.data.open_data`), the epoch
-    order by the seed in ``settings``: nothing of the data's size is stored.
+    The data are identified by their layout's fingerprint (:func:`adam_np.cluster.data.open_data`) and their
+    values' (``data_meta["content"]``, :func:`adam_np.cluster.data.content_fingerprint`: one short digest per
+    row chunk), the epoch order by the seed in ``settings``: nothing of the data's size is stored.
 
     Parameters
     ----------
@@ -354,10 +356,21 @@ def save_cluster_run(path: Any, state: TrainState, optimizer: Any, data_meta: di
     state : TrainState
     optimizer : rule
     data_meta : dict
-        From :func:`adam_np.cluster.data.open_data`.
+        From :func:`adam_np.cluster.data.open_data`, with ``data_meta["content"] = content_fingerprint(X, y)``
+        (:func:`load_cluster_run` sets it on a resumed run).
     settings : dict
         JSON-serializable: batch size, epochs, seed (what :func:`load_cluster_run` must be given again).
+
+    Raises
+    ------
+    ValueError
+        If ``data_meta`` holds no ``content`` fingerprint; nothing is written.
     """
+    content = data_meta.get("content")
+    if not isinstance(content, dict) or not isinstance(content.get("sha256"), str):
+        raise ValueError("data_meta has no 'content' fingerprint of the data's values: set data_meta['content'] = "
+                         "adam_np.cluster.data.content_fingerprint(X, y) before saving (the workers read the data "
+                         "once), so that a resumed run can refuse changed data")
     opt_meta, arrays = _opt_state_parts(state.opt_state)
     for i, p in enumerate(state.params):
         arrays[f"param/{i}"] = np.asarray(p)
@@ -365,7 +378,7 @@ def save_cluster_run(path: Any, state: TrainState, optimizer: Any, data_meta: di
     arrays["epochs"] = np.asarray(state.epochs, dtype=np.float64)
     meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
             "run": _run_identity(optimizer, data_meta["fingerprint"], settings), "opt": opt_meta,
-            "epoch": state.epoch, "batch": state.batch, "examples_seen": state.examples_seen,
+            "data_content": content, "epoch": state.epoch, "batch": state.batch, "examples_seen": state.examples_seen,
             "train_seconds": state.train_seconds}
     write_atomic(path, arrays, meta)
 
@@ -382,6 +395,9 @@ def load_cluster_run(path: Any, optimizer: Any, X: Any, y: Any, data_meta: dict,
     X, y : dask.array.Array
         The same data (checked by fingerprint).
     data_meta : dict
+        From :func:`adam_np.cluster.data.open_data`. Its ``content`` fingerprint
+        (:func:`adam_np.cluster.data.content_fingerprint`) is computed if absent (one read of the data, on the
+        workers) and, once the checkpoint is accepted, kept there for :func:`save_cluster_run`.
     settings : dict
         Equal to those saved.
     plan : Plan
@@ -394,11 +410,16 @@ def load_cluster_run(path: Any, optimizer: Any, X: Any, y: Any, data_meta: dict,
     Raises
     ------
     CheckpointError
-        On an unreadable, corrupt or truncated file, another version, or another run (naming what differs).
+        On an unreadable, corrupt or truncated file, another version, or another run (naming what differs:
+        for data whose values changed, the row chunks that differ).
     """
     path_s = str(path)
     members, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
     _check_identity(path_s, meta.get("run", {}), _run_identity(optimizer, data_meta["fingerprint"], settings))
+    content = data_meta.get("content")
+    if content is None:
+        content = content_fingerprint(X, y)
+    _check_content(path_s, meta.get("data_content"), content, X.chunks[0])
     d, dtype = X.shape[1], X.dtype
 
     def restore(name: str, like: Any) -> np.ndarray:
@@ -417,5 +438,26 @@ def load_cluster_run(path: Any, optimizer: Any, X: Any, y: Any, data_meta: dict,
         raise CheckpointError(f"checkpoint {path_s!r} has a loop position (epoch {epoch}, batch {batch}, "
                               f"examples {seen}) this run cannot reach")
     history = _check_history(path_s, members, meta)
+    data_meta["content"] = content
     return TrainState(params=params, opt_state=opt_state, rng=np.random.default_rng(settings.get("seed")),
                       epoch=epoch, batch=batch, examples_seen=seen, **history)
+
+
+def _check_content(path: str, saved: Any, current: dict, row_chunks: tuple) -> None:
+    """A :class:`CheckpointError` unless the data's values are those the checkpoint was made on, naming the row
+    chunks of features (X) and labels (y) that differ."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("sha256"), str):
+        raise CheckpointError(f"checkpoint {path!r} records no fingerprint of its data's values (written by an older "
+                              "adam_np, or edited): the data cannot be checked; start a new run")
+    if saved["sha256"] == current["sha256"]:
+        return
+    counts = [len(saved[k]) if isinstance(saved.get(k), list) else None for k in "Xy"]
+    if counts != [len(current[k]) for k in "Xy"]:
+        raise CheckpointError(f"checkpoint {path!r} is from another run (the data differ: {len(current['X'])} row "
+                              f"chunks now, {counts[0]} when it was saved)")
+    starts = np.concatenate([[0], np.cumsum(row_chunks)])
+    differ = [f"{name} rows {int(starts[i])} to {int(starts[i + 1]) - 1}" for name in "Xy"
+              for i, (a, b) in enumerate(zip(saved[name], current[name])) if a != b]
+    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+    raise CheckpointError(f"checkpoint {path!r} is from another run (the data's values differ from those it was "
+                          f"saved with: {', '.join(differ[:3]) or 'their layout'}{more})")
