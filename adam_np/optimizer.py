@@ -382,13 +382,19 @@ class Adam:
         self.state = new_state
 
     def _step_dask_chunks(self, grads: list, backend: str) -> tuple[list, _adam.AdamState]:
-        """:func:`adam_np.update`'s step, one kernel task per chunk; the finiteness check in the same persist."""
+        """:func:`adam_np.update`'s step, one kernel task per chunk; the finiteness check in the same persist.
+
+        The new chunks' keys carry this optimizer's token: another optimizer stepping equal arrays gets other keys.
+        """
+        import uuid
+
         from .kernels import coefficients, dask_chunks
 
         state, config = self.state, self.config
         t = state.step + 1
         c = coefficients(config, config.lr_at(t), t)
-        new_p, new_v, new_s = dask_chunks.step(self.params, grads, state.v, state.s, c, backend)
+        owner = self.__dict__.setdefault("_dask_owner", uuid.uuid4().hex)
+        new_p, new_v, new_s = dask_chunks.step(self.params, grads, state.v, state.s, c, backend, owner=owner)
         check = config.nonfinite != "propagate"
         finite = [dask_chunks.all_finite(grads, backend)] if check else None
         new_p, new_v, new_s, finite = persist_groups([new_p, new_v, new_s, finite])

@@ -196,3 +196,108 @@ def test_local_client_attaches_to_an_existing_scheduler(client):
     with local_client(client.scheduler.address) as other:
         assert other.scheduler_info()["address"] == client.scheduler_info()["address"]
         assert len(other.scheduler_info()["workers"]) == 2
+
+
+# -- History cuts on a shared, busy cluster (issue 23) ------------------------------------------------------------
+
+
+def _occupy(client, worker, seconds):
+    """Keep ``worker``'s only thread busy for ``seconds`` (someone else's task, as on a loaded machine): the tasks
+    queued behind it are what the scheduler's work stealing moves to the idle worker."""
+    import time
+
+    return client.submit(time.sleep, seconds, workers=[worker], allow_other_workers=False, pure=False)
+
+
+def _holding_most(client, arrays):
+    """The worker that holds most chunks of ``arrays`` (persisted)."""
+    from collections import Counter
+
+    return Counter(w for a in arrays for ws in client.who_has(a).values() for w in ws).most_common(1)[0][0]
+
+
+def test_history_cut_while_a_worker_is_busy(client):
+    """The re-keying tasks of a cut wait behind the busy worker's task; stolen by the idle worker, which does not
+    hold the chunks, they fetch them instead of failing as if a worker had been lost."""
+    from adam_np.core._xp import persist
+
+    (x,) = persist([da.from_array(np.arange(40.0), chunks=2) + 1])
+    blocker = _occupy(client, _holding_most(client, [x]), 2.0)
+    (y,) = persist([x], cut_lineage=True)
+    assert_bitwise(y.compute(), np.arange(40.0) + 1)
+    assert len(y.__dask_graph__()) == 20
+    blocker.cancel()
+
+
+def test_history_cut_keys_are_the_cuts_own(client):
+    """Equal inputs give equal keys; the keys a cut re-keys to are new each time, so another array's history that
+    the scheduler still keeps (with its worker restrictions) never stands in for this cut's tasks."""
+    from adam_np.core._xp import persist
+
+    w1, w2 = sorted(client.scheduler_info()["workers"])
+    a = client.persist(da.from_array(np.arange(8.0), chunks=2) + 1, workers=[w1])
+    (a_cut,) = persist([a], cut_lineage=True)
+    (a_next,) = persist([a_cut * 2])  # a's history: its next step depends on the cut keys
+    b = client.persist(da.from_array(np.arange(8.0), chunks=2) + 1, workers=[w2])  # same keys as a, other worker
+    assert b.name == a.name
+    (b_cut,) = persist([b], cut_lineage=True)
+    assert b_cut.name != a_cut.name
+    assert_bitwise(b_cut.compute(), np.arange(8.0) + 1)
+    assert_bitwise(a_next.compute(), 2 * (np.arange(8.0) + 1))
+
+
+def test_a_chunk_gone_after_a_cut_names_why(client):
+    """Released while its worker is still there, or lost with a worker that left: the error says which."""
+    from adam_np.core._xp import _own_chunk
+
+    live = sorted(client.scheduler_info()["workers"])[0]
+    released = client.submit(_own_chunk, ("adam_np-absent", 0), [live], pure=False)
+    with pytest.raises(RuntimeError, match="is no longer on any worker: it was released \\(no worker was lost") as err:
+        released.result()
+    assert "left the cluster" not in str(err.value)
+    gone = "tcp://192.0.2.1:1"  # never a worker of this cluster
+    lost = client.submit(_own_chunk, ("adam_np-absent", 1), [gone], pure=False)
+    with pytest.raises(RuntimeError, match=f"no longer on any worker: the worker that held it \\({gone}\\) left the "
+                                           "cluster after the task history was cut"):
+        lost.result()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("collect", [False, True], ids=["refcounts", "gc-between-steps"])
+@pytest.mark.parametrize("path", ["update", "numpy"])
+def test_two_optimizers_with_equal_inputs_share_a_busy_cluster(client, monkeypatch, path, collect):
+    """Two optimizers given equal arrays and gradients, stepped in turn (the first one step ahead, so its history
+    holds the keys the second reaches next) on one client past 3 history cuts, one worker busy at each cut; then
+    the first is deleted mid-run: the second still ends bit for bit where NumPy does."""
+    import gc
+
+    import adam_np.optimizer
+
+    monkeypatch.setattr(adam_np.optimizer, "LINEAGE_STEPS", 4)  # cuts at steps 4, 8, 12, 16
+    kwargs = PATHS[path][0]
+    rng = np.random.default_rng(2)
+    x = [rng.normal(size=(20, 7)).astype(np.float32), rng.normal(size=13).astype(np.float32)]
+    grads = [[rng.normal(size=a.shape).astype(np.float32) for a in x] for _ in range(18)]
+
+    def lazy(arrays):
+        return [da.from_array(a, chunks=5) for a in arrays]
+
+    first, second = adam_np.Adam(lazy(x), **kwargs), adam_np.Adam(lazy(x), **kwargs)
+    ref = adam_np.Adam([a.copy() for a in x], **kwargs)
+    assert first.backend == second.backend == PATHS[path][1]
+    first.step(lazy(grads[0]))
+    for t, g in enumerate(grads, 1):
+        if first is not None:
+            first.step(lazy(grads[t]))
+        blocker = _occupy(client, _holding_most(client, second.params), 0.5) if t % 4 == 0 else None
+        second.step(lazy(g))
+        ref.step(g)
+        if blocker is not None:
+            blocker.cancel()
+        if t == 13:  # past 3 cuts: the first optimizer goes, its keys released
+            first = None
+        if collect:
+            gc.collect()
+    assert first is None and second.state.step == 18
+    for got, want in zip([*second.params, *second.state.v, *second.state.s], [*ref.params, *ref.state.v, *ref.state.s]):
+        assert_bitwise(got.compute(), want)

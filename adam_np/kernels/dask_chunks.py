@@ -15,6 +15,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 
 from . import get_kernel
 from ._common import Coefficients, supports
@@ -78,7 +79,8 @@ def _chunk_finite(g: np.ndarray, backend: str) -> np.ndarray:
     return np.array(get_kernel(backend).all_finite(np.ascontiguousarray(g).reshape(-1))).reshape((1,) * g.ndim)
 
 
-def step(params: list, grads: list, v: list, s: list, c: Coefficients, backend: str) -> tuple[list, list, list]:
+def step(params: list, grads: list, v: list, s: list, c: Coefficients, backend: str, *,
+         owner: str | None = None) -> tuple[list, list, list]:
     """The lazy new ``(params, v, s)``: per chunk one task that runs the kernel on copies.
 
     Parameters
@@ -88,6 +90,9 @@ def step(params: list, grads: list, v: list, s: list, c: Coefficients, backend: 
     c : Coefficients
         From :func:`adam_np.kernels.coefficients` for the step taken.
     backend : {"numba", "numpy"}
+    owner : str, optional
+        A token mixed into the new arrays' keys (:class:`adam_np.Adam` passes one per optimizer), so that two
+        optimizers stepping equal arrays never share a key; without it the keys depend on the inputs only.
 
     Returns
     -------
@@ -107,8 +112,9 @@ def step(params: list, grads: list, v: list, s: list, c: Coefficients, backend: 
     new_p, new_v, new_s = [], [], []
     for x, g, m, q in zip(params, grads, v, s):
         g = g.rechunk(x.chunks)
+        name = None if owner is None else "adam_np-step-" + tokenize(owner, x, g, m, q, c, backend)
         block = da.map_blocks(_chunk_step, x, g, m, q, c, backend, new_axis=0, chunks=((3,), *x.chunks),
-                              dtype=x.dtype, meta=np.empty((0,) * (x.ndim + 1), x.dtype))
+                              dtype=x.dtype, meta=np.empty((0,) * (x.ndim + 1), x.dtype), name=name)
         new_p.append(block[0])
         new_v.append(block[1])
         new_s.append(block[2])
