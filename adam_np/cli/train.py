@@ -277,7 +277,9 @@ def _saved_seed(path: str, format_name: str, version: int) -> int | None:
         _, meta = read_verified(path, format_name, version)
     except (CheckpointError, OSError):
         return None
-    seed = meta.get("run", {}).get("settings", {}).get("seed")
+    run = meta.get("run")
+    settings = run.get("settings") if isinstance(run, dict) else None  # a hand-edited file: load names what is wrong
+    seed = settings.get("seed") if isinstance(settings, dict) else None
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
