@@ -257,3 +257,22 @@ def test_skipped_survives_a_book_run_checkpoint(tmp_path, in_place):
     loaded = load_run(path, rule, X, y, settings={"batch_size": 10})
     got = loaded.opt_state.state if in_place else loaded.opt_state
     assert (got.step, got.skipped) == (0, 2)
+
+
+@pytest.mark.parametrize("change, match", [
+    (_put("junk", np.zeros(2)), r"unexpected members \['junk'\]"),
+    (_put("v/2", np.zeros(3)), r"unexpected members \['v/2'\]"),
+    (lambda members, meta: members.pop("s/1"), r"lacks some of"),
+], ids=["junk", "extra-moment", "missing-moment"])
+def test_members_other_than_the_declared_ones_are_refused(tmp_path, change, match):
+    source = _optimizer("kernel", seed=1, steps=2)
+    path = tmp_path / "c.npz"
+    source.save(path)
+    crafted = _craft(path, change, tmp_path)
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.read(crafted)
+    target = _optimizer("kernel", seed=2)
+    before = _snapshot(target)
+    with pytest.raises(CheckpointError, match=match):
+        target.load(crafted)
+    assert _snapshot(target) == before

@@ -15,6 +15,7 @@ from adam_np.book.linreg import linreg, squared_loss
 from adam_np.book.resume import FORMAT_NAME, FORMAT_VERSION, load_run, save_run
 from adam_np.book.train import init_train, run_train
 from adam_np.checkpoint import CheckpointError, read_verified, write_atomic
+from adam_np.cluster.data import content_fingerprint
 from adam_np.cluster.train import (
     FORMAT_NAME as CLUSTER_FORMAT,
 )
@@ -126,7 +127,7 @@ def cluster_checkpoint(tmp_path):
     optimizer = make_optimizer("adam")
     state = init_cluster_train(optimizer, Xd, yd, seed=3)
     state.epoch, state.batch, state.examples_seen = 1, 2, N + 2 * BATCH
-    data_meta = {"fingerprint": "0" * 64}
+    data_meta = {"fingerprint": "0" * 64, "content": content_fingerprint(Xd, yd)}
     path = tmp_path / "run.npz"
     save_cluster_run(path, state, optimizer, data_meta, SETTINGS)
 
@@ -176,3 +177,28 @@ def test_book_resume_refuses_an_unreachable_position(book_checkpoint, change):
     path, load = book_checkpoint
     with pytest.raises(CheckpointError, match="loop position|epoch|batch|examples_seen"):
         load(_craft(path, UNREACHABLE[change], FORMAT_NAME, FORMAT_VERSION))
+
+
+def _duplicate_in_order(members, meta):
+    order = members["order"].copy()
+    order[1] = order[0]  # one example twice, another never: not a permutation
+    members["order"] = order
+
+
+def _mt19937_state(members, meta):
+    state = np.random.MT19937(0).state
+    state["state"]["key"] = state["state"]["key"].tolist()  # JSON, as a file would hold it
+    meta["rng"] = state
+    meta["rng_type"] = "MT19937"
+
+
+@pytest.mark.parametrize("change, match", [
+    (_duplicate_in_order, r"'order' that is not a permutation of 50 examples"),
+    (lambda members, meta: members.__setitem__("order", members["order"][:-1]), r"not a permutation"),
+    (lambda members, meta: meta.__setitem__("rng_type", "MT19937"), r"MT19937 generator, expected PCG64"),
+    (_mt19937_state, r"MT19937 generator, expected PCG64"),
+], ids=["duplicate", "short", "rng-type", "mt19937"])
+def test_book_resume_refuses_a_bad_order_or_generator(book_checkpoint, change, match):
+    path, load = book_checkpoint
+    with pytest.raises(CheckpointError, match=match):
+        load(_craft(path, change, FORMAT_NAME, FORMAT_VERSION))
