@@ -123,6 +123,7 @@ class _Steps:
 
     def __init__(self, args: argparse.Namespace, batches: int, state: Any, save: Any) -> None:
         self.args, self.batches, self.save, self.count = args, batches, save, 0
+        self.records = len(state.losses)  # losses recorded before this run's steps (the data check names NaN data)
         self.interrupt = _Interrupt()
         self.progress = None if args.quiet else _Progress(args.epochs * batches)
         if self.progress is not None:
@@ -136,7 +137,7 @@ class _Steps:
         self.count += 1
         if self.progress is not None:
             self.progress(s)
-        if s.losses and not math.isfinite(s.losses[-1]):
+        if len(s.losses) > self.records and not math.isfinite(s.losses[-1]):
             raise FloatingPointError(f"the loss became {s.losses[-1]}")
         if self.args.checkpoint_every is not None and self.count % self.args.checkpoint_every == 0:
             self.save(s)
