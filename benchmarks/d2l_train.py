@@ -13,7 +13,6 @@ Usage: python benchmarks/d2l_train.py [--repeats 7] [--data PATH]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time

@@ -14,16 +14,14 @@ Importing this module imports numba (an optional dependency, the ``numba`` extra
 
 from __future__ import annotations
 
-import time
-
 import numba
 import numpy as np
 
 from ._common import Coefficients, Constants
 
 __all__ = [
-    "DTYPES", "PARALLEL_MIN", "all_finite", "bind", "compile_all", "finite_step_many", "prepare", "select",
-    "select_check", "set_num_threads", "set_step", "set_step_scalars", "step", "step_many", "stream_roof", "warm_up",
+    "DTYPES", "PARALLEL_MIN", "all_finite", "bind", "finite_step_many", "prepare", "select", "select_check",
+    "set_num_threads", "set_step", "set_step_scalars", "step", "step_many", "warm_up",
 ]
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -465,103 +463,6 @@ def warm_up(arrays: list, work: np.ndarray) -> None:
         select(a)(e, e, e, e, work)
         select_check(a)(e, e, e, e, work)
         all_finite(e)
-
-
-def compile_all() -> dict[str, float]:
-    """Compile (or load from numba's cache) the 1-D and 2-D specialisations; seconds taken per dtype.
-
-    Returns
-    -------
-    dict
-        ``{"float32": seconds, "float64": seconds}``: the first-call cost the kernel would
-        otherwise add to the first step.
-
-    Examples
-    --------
-    >>> sorted(compile_all())
-    ['float32', 'float64']
-    """
-    from ..core.adam import AdamConfig
-    from ._common import coefficients
-
-    out = {}
-    for dtype in DTYPES:
-        t0 = time.perf_counter()
-        for shape in ((1,), (1, 1), (PARALLEL_MIN,), (PARALLEL_MIN, 1)):
-            a = [np.zeros(shape, dtype) for _ in range(4)]
-            step(*a, coefficients(AdamConfig(), 1e-3, 1))
-            finite_step_many(*([x] for x in a), coefficients(AdamConfig(), 1e-3, 1))
-            all_finite(a[1])
-        out[dtype.name] = time.perf_counter() - t0
-    return out
-
-
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _roof_loop(p, g, v, s):  # pragma: no cover - compiled by numba
-    for i in numba.prange(p.shape[0]):
-        gi = g[i] - g[i]  # 0 for finite g, in g's dtype: the values stay (no fast-math: LLVM keeps it)
-        p[i] = p[i] + gi
-        v[i] = v[i] + gi
-        s[i] = s[i] + gi
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _roof_serial(p, g, v, s):  # pragma: no cover - compiled by numba
-    for i in range(p.shape[0]):
-        gi = g[i] - g[i]
-        p[i] = p[i] + gi
-        v[i] = v[i] + gi
-        s[i] = s[i] + gi
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _roof_into(p, g, v, s, po, vo, so):  # pragma: no cover - compiled by numba
-    p, g, v, s = p.reshape(-1), g.reshape(-1), v.reshape(-1), s.reshape(-1)
-    po, vo, so = po.reshape(-1), vo.reshape(-1), so.reshape(-1)
-    for i in range(p.shape[0]):
-        gi = g[i] - g[i]
-        po[i] = p[i] + gi
-        vo[i] = v[i] + gi
-        so[i] = s[i] + gi
-
-
-def stream_roof_into(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:
-    """:func:`stream_roof` out of place, serial, as :func:`step_into`: read p, g, v, s, write ``out[0:3]``.
-
-    Parameters
-    ----------
-    p, g, v, s : numpy.ndarray
-    out : numpy.ndarray
-        Shape ``(3, *p.shape)``.
-
-    Examples
-    --------
-    >>> out = np.empty((3, 2)); stream_roof_into(*[np.full(2, 2.0)] * 4, out); out[2]
-    array([2., 2.])
-    """
-    _roof_into(p, g, v, s, out[0], out[1], out[2])
-
-
-def stream_roof(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray) -> None:
-    """An Adam-shaped memory stream with trivial math: read p, g, v, s and write p, v, s (``x += g - g``).
-
-    The time it takes on n elements is the machine's memory roof for one Adam step
-    (28 bytes per float32 element, 56 per float64); benchmarks report kernels against it.
-    Like :func:`step`, it runs in parallel from :data:`PARALLEL_MIN` elements on.
-
-    Parameters
-    ----------
-    p, g, v, s : numpy.ndarray
-        1-D contiguous arrays of one dtype; ``p``, ``v``, ``s`` are changed.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> a = [np.full(3, 2.0) for _ in range(4)]
-    >>> stream_roof(*a); a[0]                      # the values stay: benchmarks share the buffers
-    array([2., 2., 2.])
-    """
-    (_roof_loop if p.shape[0] >= PARALLEL_MIN else _roof_serial)(p, g, v, s)
 
 
 def set_num_threads(n: int) -> int:
