@@ -6,13 +6,16 @@ A checkpoint holds everything needed to continue a training run bit for bit:
 - the optimizer state: step :math:`t`, skipped steps, moments :math:`v, s`, the mixed-precision
   master copy if any, AMSGrad's ``s_max`` and NAdam's ``mu_product``, and the hyper-parameters,
 - the state of the data-order random generator (``numpy.random.Generator.bit_generator.state``),
-- ``extra``: a small JSON-serializable dict of loop position (epoch, batch index, loss history...).
+- ``extra``: the caller's run state, a dict of JSON values (loop position, settings...) and NumPy arrays
+  (loss history, an epoch's order...). Training loops store theirs here: :mod:`adam_np.book.resume` and
+  :mod:`adam_np.cluster.train` write this one format, a run without an :class:`adam_np.Adam` (a chapter-7
+  rule's slots) with ``optimizer=None``.
 
 File format (``FORMAT_VERSION`` 1): an uncompressed ``.npz`` read with ``allow_pickle=False``
-whose members are ``param/<i>``, ``v/<i>``, ``s/<i>``, ``master/<i>``, ``s_max/<i>`` (NumPy arrays),
-``meta`` (UTF-8 JSON as ``uint8``) and ``sha256`` (hex digest as ``uint8``). The digest covers
-every array's name, dtype, shape and bytes (in name order) and the ``meta`` bytes, so a
-corrupt or truncated file is detected, not loaded.
+whose members are ``param/<i>``, ``v/<i>``, ``s/<i>``, ``master/<i>``, ``s_max/<i>``, ``extra/<key>`` (NumPy
+arrays), ``meta`` (UTF-8 JSON as ``uint8``, with ``extra``'s JSON values) and ``sha256`` (hex digest as ``uint8``).
+The digest covers every array's name, dtype, shape and bytes (in name order) and the ``meta`` bytes, so a
+corrupt, truncated or hand-edited file is detected, not loaded.
 
 Writing is atomic: the file is written to a temporary file in the same directory, flushed,
 fsynced, renamed over ``path`` with :func:`os.replace`, and the directory is fsynced. A process
@@ -46,11 +49,13 @@ import numpy as np
 from ._npz import CheckpointError, read_verified, write_atomic
 from .core._xp import is_lazy, to_numpy
 
-__all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "load", "read", "read_verified", "save",
-           "write_atomic"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Checkpoint", "CheckpointError", "load", "read", "read_verified",
+           "save", "write", "write_atomic"]
 
 FORMAT_VERSION = 1
-_FORMAT_NAME = "adam_np.checkpoint"
+FORMAT_NAME = "adam_np.checkpoint"
+_GROUPS = (("param", "params"), ("v", "v"), ("s", "s"), ("master", "master"), ("s_max", "s_max"))
+"""Member prefix and :class:`Checkpoint` field of each group of arrays."""
 
 
 class Checkpoint(NamedTuple):
@@ -62,8 +67,9 @@ class Checkpoint(NamedTuple):
         The optimizer's step counter :math:`t`.
     skipped : int
         Steps skipped on non-finite gradients.
-    config : dict
-        The :class:`adam_np.AdamConfig` fields (``lr`` is None when it was a schedule).
+    config : dict or None
+        The :class:`adam_np.AdamConfig` fields (``lr`` is None when it was a schedule); None when the
+        checkpoint holds no optimizer (``save(path, None, ...)``).
     params, v, s : list of numpy.ndarray
         Parameters and moments.
     master : list of numpy.ndarray or None
@@ -71,16 +77,18 @@ class Checkpoint(NamedTuple):
     rng_state : dict or None
         ``bit_generator.state`` of the data-order generator.
     extra : dict
-        The caller's loop position and other small metadata.
+        The caller's run state: JSON values and NumPy arrays.
     s_max : list of numpy.ndarray or None
         AMSGrad's running maximum of the second moment.
     mu_product : float
         NAdam's running product of momentum coefficients.
+    path : str
+        The file it was read from (for messages).
     """
 
     step: int
     skipped: int
-    config: dict
+    config: dict | None
     params: list
     v: list
     s: list
@@ -89,22 +97,25 @@ class Checkpoint(NamedTuple):
     extra: dict
     s_max: list | None = None
     mu_product: float = 1.0
+    path: str = ""
 
 
-def save(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None, extra: dict | None = None) -> None:
+def save(path: Any, optimizer: Any = None, *, rng: np.random.Generator | None = None,
+         extra: dict | None = None) -> None:
     """Write a checkpoint of ``optimizer`` (its parameters and state), ``rng`` and ``extra`` atomically.
 
     Parameters
     ----------
     path : str or os.PathLike
         Destination ``.npz`` file; replaced atomically, its directory must exist.
-    optimizer : adam_np.Adam
-        The optimizer; its ``params`` (the caller's arrays) are saved with its state.
+    optimizer : adam_np.Adam, optional
+        The optimizer; its ``params`` (the caller's arrays) are saved with its state. None: a checkpoint of
+        ``rng`` and ``extra`` only.
     rng : numpy.random.Generator, optional
         The data-order generator; its ``bit_generator.state`` is saved.
     extra : dict, optional
-        Small JSON-serializable metadata (str keys): epoch, batch index, loss history, ...
-        Python floats round-trip exactly.
+        The caller's run state (str keys): NumPy arrays, stored as arrays, and JSON-serializable values
+        (numbers, strings, lists, dicts: epoch, batch index, settings...). Python floats round-trip exactly.
 
     Raises
     ------
@@ -120,41 +131,52 @@ def save(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None, e
     --------
     See the module docstring.
     """
-    _check_optimizer(optimizer)
-    path = os.fspath(path)
     rng_state = _rng_state(rng)
-    extra = {} if extra is None else extra
+    if optimizer is None:
+        ck = Checkpoint(0, 0, None, [], [], [], None, rng_state, {} if extra is None else extra)
+    else:
+        _check_optimizer(optimizer)
+        state, config = optimizer.state, optimizer.config.to_dict()
+        if callable(config["lr"]):
+            config["lr"] = None
+
+        def arrays(key: str, seq: Any) -> list | None:
+            return None if seq is None else [to_numpy(x, f"{key}[{i}]") for i, x in enumerate(seq)]
+
+        ck = Checkpoint(int(state.step), int(state.skipped), config, arrays("param", optimizer.params),
+                        arrays("v", state.v), arrays("s", state.s), arrays("master", state.master), rng_state,
+                        {} if extra is None else extra, arrays("s_max", state.s_max), float(state.mu_product))
+    write(path, ck)
+
+
+def write(path: Any, ck: Checkpoint) -> None:
+    """Write ``ck`` (as :func:`read` returns it) atomically: :func:`save` below the optimizer.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    ck : Checkpoint
+
+    Raises
+    ------
+    TypeError
+        On an ``extra`` that is not a dict of str keys to NumPy arrays and JSON values; nothing is written.
+    """
+    extra = ck.extra
     if not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra):
         raise TypeError(f"extra must be a dict with str keys, got {type(extra).__name__}: {extra!r:.80}")
+    arrays = {f"extra/{k}": v for k, v in extra.items() if isinstance(v, np.ndarray)}
+    if any(a.dtype.hasobject for a in arrays.values()):
+        raise TypeError("extra's arrays must hold numbers, not Python objects")
     try:
-        extra = json.loads(json.dumps(extra))
+        values = json.loads(json.dumps({k: v for k, v in extra.items() if not isinstance(v, np.ndarray)}))
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"extra must be JSON-serializable (numbers, strings, lists, dicts): {exc}") from None
-    state = optimizer.state
-    arrays = {}
-    groups = (("param", optimizer.params), ("v", state.v), ("s", state.s), ("master", state.master or []),
-              ("s_max", state.s_max or []))
-    for key, seq in groups:
-        for i, x in enumerate(seq):
-            arrays[f"{key}/{i}"] = to_numpy(x, f"{key}[{i}]")
-    config = optimizer.config.to_dict()
-    schedule = callable(config["lr"])
-    if schedule:
-        config["lr"] = None
-    meta = {
-        "format": _FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "step": int(state.step),
-        "skipped": int(state.skipped),
-        "n_params": len(optimizer.params),
-        "master": state.master is not None,
-        "s_max": state.s_max is not None,
-        "mu_product": float(state.mu_product),
-        "config": config,
-        "lr_schedule": schedule,
-        "rng": rng_state,
-        "extra": extra,
-    }
+        raise TypeError(f"extra must be JSON-serializable (numbers, strings, lists, dicts) or arrays: {exc}") from None
+    for key, field in _GROUPS:
+        arrays.update({f"{key}/{i}": a for i, a in enumerate(getattr(ck, field) or [])})
+    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "step": ck.step, "skipped": ck.skipped,
+            "n_params": len(ck.params), "master": ck.master is not None, "s_max": ck.s_max is not None,
+            "mu_product": ck.mu_product, "config": ck.config, "rng": ck.rng_state, "extra": values}
     write_atomic(path, arrays, meta)
 
 
@@ -210,24 +232,27 @@ def read(path: Any) -> Checkpoint:
     adam_np.checkpoint.CheckpointError: checkpoint ... is not a readable .npz file (truncated or corrupt): ...
     """
     path = os.fspath(path)
-    members, meta = read_verified(path, _FORMAT_NAME, FORMAT_VERSION)
+    members, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
     required = {"step", "skipped", "n_params", "master", "config", "rng", "extra"}
-    if not required <= set(meta) or not isinstance(meta["n_params"], int) or not isinstance(meta["config"], dict):
+    if not required <= set(meta) or not isinstance(meta["n_params"], int) or not isinstance(meta["config"],
+                                                                                              (dict, type(None))):
         raise CheckpointError(f"checkpoint {path!r} has incomplete metadata (needs {sorted(required)})")
     n = meta["n_params"]
     if not 0 <= n <= len(members):
         raise CheckpointError(f"checkpoint {path!r} has n_params {n}, but holds {len(members)} arrays")
     groups = {}
-    for key in ("param", "v", "s", "master", "s_max"):
+    for key, _ in _GROUPS:
         count = n if key not in ("master", "s_max") or meta.get(key) else 0
         names = [f"{key}/{i}" for i in range(count)]
         if any(name not in members for name in names):
             raise CheckpointError(f"checkpoint {path!r} lacks some of {names}")
         groups[key] = [members.pop(name) for name in names]
-    if members:
-        raise CheckpointError(f"checkpoint {path!r} has unexpected members {sorted(members)}")
-    if not isinstance(meta["extra"], dict):
-        raise CheckpointError(f"checkpoint {path!r} has extra of type {type(meta['extra']).__name__}, expected a dict")
+    extra = meta["extra"]
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"checkpoint {path!r} has extra of type {type(extra).__name__}, expected a dict")
+    arrays = {name.removeprefix("extra/"): members.pop(name) for name in list(members) if name.startswith("extra/")}
+    if members or arrays.keys() & extra.keys():
+        raise CheckpointError(f"checkpoint {path!r} has unexpected members {sorted(members) or sorted(arrays)}")
     for key in ("s", "s_max"):
         for i, a in enumerate(groups[key]):
             if a.dtype.kind == "f" and not bool(np.all(a >= 0)):  # False for NaN as for negative entries
@@ -235,12 +260,12 @@ def read(path: Any) -> Checkpoint:
                                       "moment is >= 0")
     return Checkpoint(
         meta["step"], meta["skipped"], meta["config"], groups["param"], groups["v"], groups["s"],
-        groups["master"] if meta["master"] else None, meta["rng"], meta["extra"],
-        groups["s_max"] if meta.get("s_max") else None, meta.get("mu_product", 1.0),
+        groups["master"] if meta["master"] else None, meta["rng"], {**extra, **arrays},
+        groups["s_max"] if meta.get("s_max") else None, meta.get("mu_product", 1.0), path,
     )
 
 
-def load(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None) -> Checkpoint:
+def load(source: Any, optimizer: Any = None, *, rng: np.random.Generator | None = None) -> Checkpoint:
     """Restore ``optimizer`` (state and parameters, in place) and ``rng`` from a checkpoint.
 
     Everything is read and checked first; only then are the optimizer, its parameters and
@@ -248,9 +273,10 @@ def load(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None) -
 
     Parameters
     ----------
-    path : str or os.PathLike
-        A file written by :func:`save`.
-    optimizer : adam_np.Adam
+    source : str, os.PathLike or Checkpoint
+        A file written by :func:`save`, or what :func:`read` returned for one (a caller that checks its
+        ``extra`` before loading reads the file once).
+    optimizer : adam_np.Adam, optional
         Built over parameters of the same count, shapes and dtypes as the saved ones; its
         parameter arrays receive the saved values in place.
     rng : numpy.random.Generator, optional
@@ -260,7 +286,7 @@ def load(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None) -
     Returns
     -------
     Checkpoint
-        What was read; ``extra`` holds the caller's loop position.
+        What was read; ``extra`` holds the caller's run state.
 
     Raises
     ------
@@ -273,33 +299,13 @@ def load(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None) -
     --------
     See the module docstring.
     """
-    _check_optimizer(optimizer)
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    ck = read(path)
-    path = os.fspath(path)
-    params = optimizer.params
-    if len(ck.params) != len(params):
-        raise CheckpointError(f"checkpoint {path!r} holds {len(ck.params)} parameters, the optimizer has {len(params)}")
-    xp = optimizer._xp
-    for i, (saved, x) in enumerate(zip(ck.params, params)):
-        if tuple(saved.shape) != tuple(x.shape):
-            raise CheckpointError(
-                f"checkpoint {path!r}: param {i} has shape {saved.shape}, params[{i}] has {tuple(x.shape)}"
-            )
-        if str(saved.dtype) != _dtype_name(x.dtype):
-            raise CheckpointError(f"checkpoint {path!r}: param {i} has dtype {saved.dtype}, params[{i}] has {x.dtype}")
-    config = dict(ck.config)
-    if ck.config.get("lr") is None:
-        if not callable(optimizer.config.lr):
-            raise CheckpointError(f"checkpoint {path!r} was saved with an lr schedule; build the optimizer with one")
-        config["lr"] = optimizer.config.lr
-    device = getattr(params[0], "device", None)
-    convert = (lambda arrays: None if arrays is None else [xp.asarray(a, device=device) for a in arrays])
-    state_dict = {"version": 1, "step": ck.step, "skipped": ck.skipped, "v": convert(ck.v), "s": convert(ck.s),
-                  "master": convert(ck.master), "s_max": convert(ck.s_max), "mu_product": ck.mu_product,
-                  "config": config}
-    new_params = convert(ck.params)
+    if optimizer is not None:
+        _check_optimizer(optimizer)
+    _rng_state(rng)
+    ck = source if isinstance(source, Checkpoint) else read(source)
+    path = ck.path
+    if optimizer is not None:
+        state_dict, new_params = _state_dict(ck, optimizer)
     if rng is not None:
         if ck.rng_state is None:
             raise CheckpointError(f"checkpoint {path!r} holds no rng state, but rng was given")
@@ -310,20 +316,45 @@ def load(path: Any, optimizer: Any, *, rng: np.random.Generator | None = None) -
             raise CheckpointError(
                 f"checkpoint {path!r}: its rng state does not fit {type(rng.bit_generator).__name__}: {exc}"
             ) from None
-    optimizer._check_writeable()
-    saved = optimizer.state, optimizer.config
-    try:
-        optimizer.load_state_dict(state_dict)  # validates everything, then commits
-    except (TypeError, ValueError) as exc:
-        optimizer.state, optimizer.config = saved
-        raise CheckpointError(f"checkpoint {path!r} does not match the optimizer: {exc}") from None
-    for x, new in zip(params, new_params):
-        x[...] = new
+    if optimizer is not None:
+        optimizer._check_writeable()
+        saved = optimizer.state, optimizer.config
+        try:
+            optimizer.load_state_dict(state_dict)  # validates everything, then commits
+        except (TypeError, ValueError) as exc:
+            optimizer.state, optimizer.config = saved
+            raise CheckpointError(f"checkpoint {path!r} does not match the optimizer: {exc}") from None
+        for x, new in zip(optimizer.params, new_params):
+            x[...] = new
     if rng is not None:
         rng.bit_generator.state = ck.rng_state
     return ck
 
 
-def _dtype_name(dtype: Any) -> str:
-    """``float32`` for NumPy's and torch's float32 alike."""
-    return str(dtype).removeprefix("torch.")
+def _state_dict(ck: Checkpoint, optimizer: Any) -> tuple[dict, list]:
+    """The state dict for ``optimizer.load_state_dict`` and the new parameters, on the optimizer's backend."""
+    path, params = ck.path, optimizer.params
+    if ck.config is None:
+        raise CheckpointError(f"checkpoint {path!r} holds no optimizer state")
+    if len(ck.params) != len(params):
+        raise CheckpointError(f"checkpoint {path!r} holds {len(ck.params)} parameters, the optimizer has {len(params)}")
+    for i, (saved, x) in enumerate(zip(ck.params, params)):
+        if tuple(saved.shape) != tuple(x.shape):
+            raise CheckpointError(
+                f"checkpoint {path!r}: param {i} has shape {saved.shape}, params[{i}] has {tuple(x.shape)}"
+            )
+        if str(saved.dtype) != str(x.dtype).removeprefix("torch."):  # float32 for NumPy's and torch's alike
+            raise CheckpointError(f"checkpoint {path!r}: param {i} has dtype {saved.dtype}, params[{i}] has {x.dtype}")
+    config = dict(ck.config)
+    if config.get("lr") is None:
+        if not callable(optimizer.config.lr):
+            raise CheckpointError(f"checkpoint {path!r} was saved with an lr schedule; build the optimizer with one")
+        config["lr"] = optimizer.config.lr
+    xp, device = optimizer._xp, getattr(params[0], "device", None) if params else None
+
+    def convert(arrays: list | None) -> list | None:
+        return None if arrays is None else [xp.asarray(a, device=device) for a in arrays]
+
+    return ({"version": 1, "step": ck.step, "skipped": ck.skipped, "v": convert(ck.v), "s": convert(ck.s),
+             "master": convert(ck.master), "s_max": convert(ck.s_max), "mu_product": ck.mu_product,
+             "config": config}, convert(ck.params))

@@ -413,10 +413,10 @@ def test_a_hand_edited_checkpoint_with_a_recomputed_checksum_is_a_checkpoint_err
 
 
 @pytest.mark.parametrize("dotted, value, match", [
-    ("run", None, "has a run identity of type NoneType"),  # was an AttributeError
-    ("opt", None, "has optimizer metadata of type NoneType"),  # was an AttributeError
-    ("rng.uinteger", -1, "unusable rng state"),  # was an OverflowError
-    ("rng.has_uint32", 10**30, "unusable rng state"),
+    ("extra.run", None, "has a run identity of type NoneType"),  # was an AttributeError
+    ("config", None, "holds no Adam state, this run's 'adam' needs one"),
+    ("rng.uinteger", -1, "rng state does not fit PCG64"),  # was an OverflowError
+    ("rng.has_uint32", 10**30, "rng state does not fit PCG64"),
 ])
 def test_a_hand_edited_run_checkpoint_is_a_checkpoint_error(tmp_path, dotted, value, match):
     from adam_np.book.chapter7 import AdamRule

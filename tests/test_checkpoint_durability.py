@@ -139,6 +139,6 @@ def test_book_run_metadata_changed_with_digest_kept_is_refused(tmp_path):
                       on_step=lambda s: s.epoch == 1 and s.batch == 1)
     path = tmp_path / "run.npz"
     save_run(path, state, rule, X, y, settings={"batch_size": 10})
-    _tamper_meta(path, lambda meta: meta["opt"].__setitem__("step", meta["opt"]["step"] + 1))
+    _tamper_meta(path, lambda meta: meta.__setitem__("step", meta["step"] + 1))
     with pytest.raises(CheckpointError, match="sha256"):
         load_run(path, AdamRule(), X, y, settings={"batch_size": 10})

@@ -296,15 +296,14 @@ def test_load_cluster_run_names_the_chunks_whose_values_changed(store, tmp_path,
 
 
 @pytest.mark.parametrize("edit, match", [
-    (lambda meta: meta.update(run=None), "has a run identity of type NoneType"),
-    (lambda meta: meta.update(data_content={"sha256": "0", "X": 3, "y": None}), r"the data differ: 1 row chunks now, "
-                                                                                 "None when it was saved"),
-    (lambda meta: meta.pop("data_content"), "records no fingerprint of its data's values"),
+    (lambda extra: extra.update(run=None), "has a run identity of type NoneType"),
+    (lambda extra: extra.update(data_content={"sha256": "0", "X": 3, "y": None}), r"the data differ: 1 row chunks "
+                                                                                   "now, None when it was saved"),
+    (lambda extra: extra.pop("data_content"), "records no fingerprint of its data's values"),
 ])
 def test_resume_of_a_hand_edited_cluster_checkpoint_exits_2(tmp_path, capsys, edit, match):
     """Metadata edited by hand and its sha256 recomputed: one line naming what is wrong, no traceback."""
-    from adam_np._npz import read_verified, write_atomic
-    from adam_np.cluster.train import FORMAT_NAME, FORMAT_VERSION
+    from adam_np import checkpoint
 
     X = np.random.default_rng(2).normal(size=(300, 2))
     np.save(tmp_path / "X.npy", X)
@@ -314,9 +313,9 @@ def test_resume_of_a_hand_edited_cluster_checkpoint_exits_2(tmp_path, capsys, ed
               "--seed", "0", "--quiet", "--workers", "1"]
     code, _, err = _cli(capsys, *common, "--checkpoint", ck, "--max-steps", "2")
     assert code == 0, err
-    members, meta = read_verified(ck, FORMAT_NAME, FORMAT_VERSION)
-    edit(meta)
-    write_atomic(ck, members, meta)
+    saved = checkpoint.read(ck)
+    edit(saved.extra)
+    checkpoint.write(ck, saved)
     code, _, err = _cli(capsys, *common, "--resume", ck)
     assert code == 2 and "Traceback" not in err, err
     assert re.search(match, err), err

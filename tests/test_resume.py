@@ -151,27 +151,26 @@ def test_cli_checkpoint_flags_are_checked(tmp_path):
 
 
 def _craft(path, change):
-    """Rewrite the run at ``path`` with ``change(members, meta)`` applied and a valid checksum."""
-    from adam_np.book.resume import FORMAT_NAME, FORMAT_VERSION
-    from adam_np.checkpoint import read_verified, write_atomic
+    """Rewrite the run at ``path`` with ``change(extra)`` applied to its run state and a valid checksum."""
+    from adam_np import checkpoint
 
-    members, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
-    change(members, meta)
+    ck = checkpoint.read(path)
+    change(ck.extra)
     out = path.with_name("crafted.npz")
-    write_atomic(out, members, meta)
+    checkpoint.write(out, ck)
     return out
 
 
 def _set(**kw):
-    return lambda members, meta: meta.update(kw)
+    return lambda extra: extra.update(kw)
 
 
 def _pop(name):
-    return lambda members, meta: members.pop(name)
+    return lambda extra: extra.pop(name)
 
 
 def _put(name, value):
-    return lambda members, meta: members.__setitem__(name, value)
+    return lambda extra: extra.__setitem__(name, value)
 
 
 SETTINGS = {"batch_size": 10, "epochs": 3}
@@ -183,8 +182,11 @@ CRAFTED = [  # the saved run stopped at epoch 1, batch 3 (8 batches of 10 out of
     (_set(examples_seen=70), {}, r"examples_seen 70, inconsistent with epoch 1, batch 3"),
     (_set(epoch=4, batch=0, examples_seen=300), SETTINGS, r"epoch 4 \(batch 0\), beyond the run's 3 epochs"),
     (_put("junk", np.zeros(2)), SETTINGS, r"unexpected members \['junk'\]"),
-    (lambda m, meta: m.__setitem__("losses", m["losses"][None, :]), SETTINGS, r"losses has shape \(1, \d+\).*1-D"),
-    (lambda m, meta: m.__setitem__("epochs", m["epochs"][:-1]), SETTINGS, r"\d+ losses but \d+ epochs"),
+    (lambda extra: extra.__setitem__("losses", extra["losses"][None, :]), SETTINGS,
+     r"losses has shape \(1, \d+\).*1-D"),
+    (lambda extra: extra.__setitem__("epochs", extra["epochs"][:-1]), SETTINGS, r"\d+ losses but \d+ epochs"),
+    (_set(run=None), SETTINGS, r"has a run identity of type NoneType"),
+    (_put("slot/velocity/0", np.zeros(2)), SETTINGS, r"unexpected members \['slot/velocity/0'\]"),
     (_pop("losses"), SETTINGS, r"lacks 'losses'"),
     (_set(train_seconds="x"), SETTINGS, r"train_seconds 'x', expected a finite number >= 0"),
     (_set(train_seconds=-1.0), SETTINGS, r"train_seconds -1.0"),

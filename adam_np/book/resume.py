@@ -2,10 +2,11 @@
 
 A run of :func:`adam_np.book.train.run_train` is fully described by its :class:`~adam_np.book.train.TrainState`
 (parameters, optimizer state, the one data-order generator, the epoch's order and the position in
-it, the loss history) plus the settings it was started with. :func:`save_run` writes all of it
-with :func:`adam_np.checkpoint.write_atomic` (checksummed ``.npz``, ``allow_pickle=False``,
-temp file + fsync + ``os.replace``); :func:`load_run` reads it back after checking that the
-settings, the data and the optimizer state's layout match the run being resumed.
+it, the loss history) plus the settings it was started with. :func:`save_run` writes all of it as one
+:mod:`adam_np.checkpoint` (atomic, checksummed ``.npz``): the Adam state as the checkpoint's optimizer, the
+rest as its ``extra``; :func:`load_run` reads it back after checking that the settings, the data and the
+optimizer state's layout match the run being resumed. :mod:`adam_np.cluster.train` saves its runs with the
+same functions.
 
 Any rule of :mod:`adam_np.book.chapter7` works: the optimizer state is an :class:`adam_np.AdamState`,
 a stateful :class:`adam_np.Adam` (``AdamRule(in_place=True)``) or a
@@ -32,19 +33,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .._npz import CheckpointError, read_verified, write_atomic
+from .. import checkpoint
+from ..checkpoint import CheckpointError
 from ..core import adam as _adam
 from ..core._xp import array_namespace, to_numpy
 from .train import TrainState
 
-__all__ = ["FORMAT_VERSION", "data_fingerprint", "load_run", "save_run"]
+__all__ = ["data_fingerprint", "load_run", "save_run"]
 
-FORMAT_NAME = "adam_np.train_run"
-FORMAT_VERSION = 1
+_POSITION = ("epoch", "batch", "examples_seen")
 
 
 def data_fingerprint(features: Any, labels: Any) -> str:
@@ -73,30 +75,6 @@ def data_fingerprint(features: Any, labels: Any) -> str:
     return h.hexdigest()
 
 
-def _opt_state_parts(opt_state: Any) -> tuple[dict, dict]:
-    """Split an optimizer state into JSON metadata and named arrays."""
-    from ..optimizer import Adam
-    from .chapter7 import SlotState
-
-    if isinstance(opt_state, Adam):
-        meta, arrays = _opt_state_parts(opt_state.state)
-        return {**meta, "kind": "adam_inplace"}, arrays
-    if isinstance(opt_state, _adam.AdamState):
-        arrays = {}
-        for key in ("v", "s", "master", "s_max"):
-            for i, a in enumerate(getattr(opt_state, key) or []):
-                arrays[f"opt/{key}/{i}"] = to_numpy(a, f"state.{key}[{i}]")
-        meta = {"kind": "adam", "step": int(opt_state.step), "skipped": int(opt_state.skipped),
-                "mu_product": float(opt_state.mu_product), "master": opt_state.master is not None,
-                "s_max": opt_state.s_max is not None}
-        return meta, arrays
-    if isinstance(opt_state, SlotState):
-        arrays = {f"opt/{k}/{i}": to_numpy(a, f"state.slots[{k!r}][{i}]")
-                  for k, seq in opt_state.slots.items() for i, a in enumerate(seq)}
-        return {"kind": "slots", "step": int(opt_state.step), "slots": list(opt_state.slots)}, arrays
-    raise TypeError(f"cannot checkpoint an optimizer state of type {type(opt_state).__name__}")
-
-
 def save_run(path: Any, state: TrainState, optimizer: Any, features: Any, labels: Any, *,
              settings: dict | None = None) -> None:
     """Write the training run ``state`` to ``path`` atomically.
@@ -120,28 +98,35 @@ def save_run(path: Any, state: TrainState, optimizer: Any, features: Any, labels
     TypeError
         On settings that are not JSON-serializable or an optimizer state it cannot store.
     """
+    save(path, state, optimizer, data_fingerprint(features, labels), settings)
+
+
+def save(path: Any, state: TrainState, optimizer: Any, data: str, settings: dict | None, **extra: Any) -> None:
+    """:func:`save_run` for data identified by ``data`` (a fingerprint), with more ``extra`` run state."""
+    from ..optimizer import Adam
+    from .chapter7 import SlotState
+
     if not isinstance(state, TrainState):
         raise TypeError(f"state must be a TrainState, got {type(state).__name__}")
-    opt_meta, arrays = _opt_state_parts(state.opt_state)
-    for i, p in enumerate(state.params):
-        arrays[f"param/{i}"] = to_numpy(p, f"params[{i}]")
+    extra.update(run=_run_identity(optimizer, data, settings), epoch=state.epoch, batch=state.batch,
+                 examples_seen=state.examples_seen, train_seconds=state.train_seconds,
+                 losses=np.asarray(state.losses, dtype=np.float64), epochs=np.asarray(state.epochs, dtype=np.float64))
     if state.order is not None:
-        arrays["order"] = np.asarray(state.order, dtype=np.int64)
-    arrays["losses"] = np.asarray(state.losses, dtype=np.float64)
-    arrays["epochs"] = np.asarray(state.epochs, dtype=np.float64)
-    meta = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION,
-        "run": _run_identity(optimizer, data_fingerprint(features, labels), settings),
-        "n_params": len(state.params), "opt": opt_meta,
-        "rng": state.rng.bit_generator.state, "rng_type": type(state.rng.bit_generator).__name__,
-        "epoch": state.epoch, "batch": state.batch, "examples_seen": state.examples_seen,
-        "train_seconds": state.train_seconds,
-    }
-    try:
-        json.dumps(meta)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"settings must be JSON-serializable: {exc}") from None
-    write_atomic(path, arrays, meta)
+        extra["order"] = np.asarray(state.order, dtype=np.int64)
+    opt = state.opt_state
+    if isinstance(opt, _adam.AdamState):  # the pure rule's state: saved as that of an Adam over copies
+        adam = Adam([np.array(to_numpy(p, f"params[{i}]")) for i, p in enumerate(state.params)],
+                    config=optimizer.config)
+        adam.state, opt = opt, adam
+    elif isinstance(opt, SlotState):  # a chapter-7 rule: parameters and slots go in extra
+        extra.update({f"param/{i}": np.array(to_numpy(p, f"params[{i}]")) for i, p in enumerate(state.params)},
+                     slots_step=int(opt.step))
+        extra.update({f"slot/{k}/{i}": np.array(to_numpy(a, f"state.slots[{k!r}][{i}]"))
+                      for k, seq in opt.slots.items() for i, a in enumerate(seq)})
+        opt = None
+    elif not isinstance(opt, Adam):
+        raise TypeError(f"cannot checkpoint an optimizer state of type {type(opt).__name__}")
+    checkpoint.save(path, opt, rng=state.rng, extra=extra)
 
 
 def _run_identity(optimizer: Any, data: str, settings: dict | None) -> dict:
@@ -150,18 +135,10 @@ def _run_identity(optimizer: Any, data: str, settings: dict | None) -> dict:
         raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
     hyper = {k: (None if callable(v) else v) for k, v in optimizer.hyperparams().items()}
     identity = {"optimizer": optimizer.name, "hyperparams": hyper, "data": data, "settings": dict(settings or {})}
-    return json.loads(json.dumps(identity))  # what a JSON round trip gives, for comparison on load
-
-
-def _check_identity(path: str, saved: dict, current: dict) -> None:
-    """A :class:`CheckpointError` naming the first of settings, optimizer, hyper-parameters, data that differs."""
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"checkpoint {path!r} has a run identity of type {type(saved).__name__}, expected a "
-                              "dict: not a run checkpoint of this package, or edited")
-    for key in ("settings", "optimizer", "hyperparams", "data"):
-        if saved.get(key) != current[key]:
-            what = f"{key}: saved {saved.get(key)!r}, now {current[key]!r}" if key != "data" else "the data differ"
-            raise CheckpointError(f"checkpoint {path!r} is from another run ({what})")
+    try:
+        return json.loads(json.dumps(identity))  # what a JSON round trip gives, for comparison on load
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"settings must be JSON-serializable: {exc}") from None
 
 
 def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings: dict | None = None) -> TrainState:
@@ -189,52 +166,90 @@ def load_run(path: Any, optimizer: Any, features: Any, labels: Any, *, settings:
         run that differs from this one (optimizer, hyper-parameters, data, settings, state layout),
         naming what differs.
     """
-    path_s = str(path)
-    members, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
-    _check_identity(path_s, meta.get("run", {}), _run_identity(optimizer, data_fingerprint(features, labels), settings))
     from .train import init_train
 
     xp = array_namespace(features, labels, name="features and labels")
-    template = init_train(optimizer, features, labels, seed=0)  # layout, dtypes and device of a fresh run
     device = getattr(features, "device", None)
+    like = init_train(optimizer, features, labels, seed=0).params  # layout, dtypes and device of a fresh run
+    return load(path, optimizer, like, data_fingerprint(features, labels), settings, features.shape[0],
+                lambda a: xp.asarray(a, device=device) if device is not None else xp.asarray(a))
 
-    used = {"order", "losses", "epochs"}
+
+def load(path: Any, optimizer: Any, like: list, data: str, settings: dict | None, n: int,
+         convert: Callable = np.asarray, *, ordered: bool = True,
+         check: Callable[[str, dict], None] | None = None, keys: tuple = ()) -> TrainState:
+    """:func:`load_run` for parameters like ``like``, data identified by ``data`` of ``n`` examples, arrays made
+    by ``convert``; ``ordered``: the run keeps each epoch's order; ``check(path, extra)`` checks ``keys``."""
+    from ..optimizer import Adam
+    from .chapter7 import SlotState
+
+    ck = checkpoint.read(path)
+    path, extra, settings = ck.path, ck.extra, dict(settings or {})
+    _check_identity(path, extra.get("run"), _run_identity(optimizer, data, settings))
+    if check is not None:
+        check(path, extra)
+    template = optimizer.init(like)
+    slots = isinstance(template, SlotState)
+    known = {"run", *_POSITION, "train_seconds", "losses", "epochs", *keys, *(["order"] if ordered else [])}
+    if slots:
+        known |= {"slots_step", *(f"param/{i}" for i in range(len(like))),
+                  *(f"slot/{k}/{i}" for k, seq in template.slots.items() for i in range(len(seq)))}
+    if set(extra) - known:
+        raise CheckpointError(f"checkpoint {path!r} has unexpected members {sorted(set(extra) - known)}")
+    if slots != (ck.config is None):
+        raise CheckpointError(f"checkpoint {path!r} holds {'an' if slots else 'no'} Adam state, this run's "
+                              f"{optimizer.name!r} needs {'none' if slots else 'one'}")
 
     def restore(name: str, like: Any) -> Any:
-        used.add(name)
-        if name not in members:
-            raise CheckpointError(f"checkpoint {path_s!r} lacks {name!r}")
-        a = members[name]
-        expected = to_numpy(like, name)
-        if a.shape != expected.shape or a.dtype != expected.dtype:
-            raise CheckpointError(f"checkpoint {path_s!r}: {name} has shape {a.shape} and dtype {a.dtype}, "
-                                  f"expected {expected.shape} and {expected.dtype}")
-        return xp.asarray(a, device=device) if device is not None else xp.asarray(a)
+        a, expected = extra.get(name), to_numpy(like, name)
+        if not isinstance(a, np.ndarray) or a.shape != expected.shape or a.dtype != expected.dtype:
+            raise CheckpointError(f"checkpoint {path!r}: {name} is missing or has the wrong shape or dtype, expected "
+                                  f"{expected.shape} and {expected.dtype}")
+        return convert(a)
 
-    params = [restore(f"param/{i}", p) for i, p in enumerate(template.params)]
-    if meta.get("n_params") != len(params):
-        raise CheckpointError(f"checkpoint {path_s!r} holds {meta.get('n_params')} parameters, expected {len(params)}")
-    opt_state = _restore_opt_state(meta.get("opt", {}), template.opt_state, params, optimizer, restore, path_s)
     rng = np.random.default_rng()
-    if meta.get("rng_type") != type(rng.bit_generator).__name__:
-        raise CheckpointError(f"checkpoint {path_s!r} has a {meta.get('rng_type')} generator, expected PCG64")
-    try:
-        rng.bit_generator.state = meta["rng"]
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise CheckpointError(f"checkpoint {path_s!r} has an unusable rng state: {exc}") from None
-    unexpected = sorted(set(members) - used)
-    if unexpected:
-        raise CheckpointError(f"checkpoint {path_s!r} has unexpected members {unexpected}")
-    n = features.shape[0]
-    order = members.get("order")
-    if order is not None and (order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n))):
-        raise CheckpointError(f"checkpoint {path_s!r} has an 'order' that is not a permutation of {n} examples")
-    position = {k: meta.get(k) for k in ("epoch", "batch", "examples_seen")}
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in position.values()):
-        raise CheckpointError(f"checkpoint {path_s!r} has a bad loop position {position}")
-    _check_position(path_s, position, order, n, dict(settings or {}))
-    history = _check_history(path_s, members, meta)
+    if slots:
+        params = [restore(f"param/{i}", p) for i, p in enumerate(like)]
+        step = extra.get("slots_step")
+        if not _count(step):
+            raise CheckpointError(f"checkpoint {path!r} has a bad optimizer step {step!r}")
+        opt_state = SlotState(step, {k: [restore(f"slot/{k}/{i}", a) for i, a in enumerate(seq)]
+                                     for k, seq in template.slots.items()})
+        checkpoint.load(ck, rng=rng)
+    else:
+        adam = Adam([np.array(to_numpy(p, f"params[{i}]")) for i, p in enumerate(like)], config=optimizer.config)
+        checkpoint.load(ck, adam, rng=rng)
+        params, st = [convert(p) for p in adam.params], adam.state
+        opt_state = st._replace(**{k: None if getattr(st, k) is None else [convert(a) for a in getattr(st, k)]
+                                   for k in ("v", "s", "master", "s_max")})
+        if isinstance(template, Adam):  # an in-place rule: an adam_np.Adam over the restored arrays
+            adam = optimizer.init(params)
+            adam.state, opt_state = opt_state, adam
+    order = extra.get("order")
+    if order is not None and (not isinstance(order, np.ndarray) or order.shape != (n,)
+                              or not np.array_equal(np.sort(order), np.arange(n))):
+        raise CheckpointError(f"checkpoint {path!r} has an 'order' that is not a permutation of {n} examples")
+    position = {k: extra.get(k) for k in _POSITION}
+    if not all(map(_count, position.values())):
+        raise CheckpointError(f"checkpoint {path!r} has a bad loop position {position}")
+    _check_position(path, position, order, n, settings, ordered)
+    history = _check_history(path, extra)
     return TrainState(params=params, opt_state=opt_state, rng=rng, order=order, **history, **position)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_identity(path: str, saved: Any, current: dict) -> None:
+    """A :class:`CheckpointError` naming the first of settings, optimizer, hyper-parameters, data that differs."""
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"checkpoint {path!r} has a run identity of type {type(saved).__name__}, expected a "
+                              "dict: not a run checkpoint of this package, or edited")
+    for key in ("settings", "optimizer", "hyperparams", "data"):
+        if saved.get(key) != current[key]:
+            what = f"{key}: saved {saved.get(key)!r}, now {current[key]!r}" if key != "data" else "the data differ"
+            raise CheckpointError(f"checkpoint {path!r} is from another run ({what})")
 
 
 def _int_setting(settings: dict, key: str) -> int | None:
@@ -242,10 +257,10 @@ def _int_setting(settings: dict, key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
-def _check_position(path: str, position: dict, order: Any, n: int, settings: dict) -> None:
+def _check_position(path: str, position: dict, order: Any, n: int, settings: dict, ordered: bool) -> None:
     """The loop position must be one the loop can reach: ``epoch``/``batch``/``examples_seen`` agree."""
     epoch, batch, seen = position["epoch"], position["batch"], position["examples_seen"]
-    if batch > 0 and order is None:
+    if batch > 0 and order is None and ordered:
         raise CheckpointError(f"checkpoint {path!r} is at batch {batch} of epoch {epoch} but lacks that epoch's "
                               "'order'")
     num_epochs, batch_size = _int_setting(settings, "epochs"), _int_setting(settings, "batch_size")
@@ -266,12 +281,12 @@ def _check_position(path: str, position: dict, order: Any, n: int, settings: dic
                               f"batch {batch} (n={n})")
 
 
-def _check_history(path: str, members: dict, meta: dict) -> dict:
+def _check_history(path: str, extra: dict) -> dict:
     """``losses``/``epochs`` (1-D, same length, float) and ``train_seconds`` (a finite number >= 0)."""
     history = {}
     for key in ("losses", "epochs"):
-        a = members.get(key)
-        if a is None:
+        a = extra.get(key)
+        if not isinstance(a, np.ndarray):
             raise CheckpointError(f"checkpoint {path!r} lacks {key!r}")
         if a.ndim != 1 or a.dtype != np.float64:
             raise CheckpointError(f"checkpoint {path!r}: {key} has shape {a.shape} and dtype {a.dtype}, "
@@ -280,47 +295,8 @@ def _check_history(path: str, members: dict, meta: dict) -> dict:
     if len(history["losses"]) != len(history["epochs"]):
         raise CheckpointError(f"checkpoint {path!r} has {len(history['losses'])} losses but "
                               f"{len(history['epochs'])} epochs")
-    seconds = meta.get("train_seconds")
+    seconds = extra.get("train_seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
         raise CheckpointError(f"checkpoint {path!r} has train_seconds {seconds!r}, expected a finite number >= 0")
     history["train_seconds"] = float(seconds)
     return history
-
-
-def _restore_opt_state(meta: dict, template: Any, params: list, optimizer: Any, restore, path: str) -> Any:
-    """Rebuild the optimizer state in the layout of ``template`` (a fresh ``optimizer.init(params)``)."""
-    t_meta, t_arrays = _opt_state_parts(template)
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint {path!r} has optimizer metadata of type {type(meta).__name__}, "
-                              "expected a dict")
-    if meta.get("kind") != t_meta["kind"]:
-        raise CheckpointError(f"checkpoint {path!r} holds a {meta.get('kind')!r} optimizer state, "
-                              f"this run needs {t_meta['kind']!r}")
-    step = meta.get("step")
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise CheckpointError(f"checkpoint {path!r} has a bad optimizer step {step!r}")
-    if t_meta["kind"] == "slots":
-        from .chapter7 import SlotState
-
-        slots = {k: [restore(f"opt/{k}/{i}", a) for i, a in enumerate(seq)] for k, seq in template.slots.items()}
-        return SlotState(step, slots)
-    adam_state = template.state if t_meta["kind"] == "adam_inplace" else template
-    groups = {}
-    for key in ("v", "s", "master", "s_max"):
-        like = getattr(adam_state, key)
-        present = key in ("v", "s") or bool(meta.get(key))
-        if present and like is None:  # e.g. an AMSGrad s_max the fresh state makes lazily
-            like = adam_state.v
-        groups[key] = [restore(f"opt/{key}/{i}", a) for i, a in enumerate(like)] if present else None
-    try:
-        state = _adam.AdamState(step, groups["v"], groups["s"], meta.get("skipped", 0), master=groups["master"],
-                                s_max=groups["s_max"], mu_product=meta.get("mu_product", 1.0))
-        config = optimizer.config
-        _adam._validate(params, state, params, config)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path!r} has an optimizer state that does not fit: {exc}") from None
-    if t_meta["kind"] == "adam":
-        return state
-    opt = optimizer.init(params)  # an adam_np.Adam over the restored arrays
-    opt.state = state
-    return opt

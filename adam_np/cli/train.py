@@ -270,21 +270,20 @@ def _finish(args: argparse.Namespace, state: Any, optimizer: Any, steps: int, ck
     return 0
 
 
-def _saved_seed(path: str, format_name: str, version: int) -> int | None:
+def _saved_seed(path: str) -> int | None:
     """The seed a run's checkpoint was made with (None when it cannot be read: the load then names why)."""
-    from .._npz import CheckpointError, read_verified
+    from ..checkpoint import CheckpointError, read
 
     try:
-        _, meta = read_verified(path, format_name, version)
+        run = read(path).extra.get("run")
     except (CheckpointError, OSError):
         return None
-    run = meta.get("run")
     settings = run.get("settings") if isinstance(run, dict) else None  # a hand-edited file: load names what is wrong
     seed = settings.get("seed") if isinstance(settings, dict) else None
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
-def _resolve_seed(args: argparse.Namespace, format_name: str, version: int) -> int:
+def _resolve_seed(args: argparse.Namespace) -> int:
     """The run's seed: ``--seed N``; else the checkpoint's when resuming; else 0. ``--seed random`` draws fresh
     entropy, recorded (``--json``, checkpoints) so that the run can be repeated."""
     import numpy as np
@@ -292,7 +291,7 @@ def _resolve_seed(args: argparse.Namespace, format_name: str, version: int) -> i
     if args.seed == "random":
         return int(np.random.SeedSequence().entropy % 2**63)
     if args.seed is None and args.resume is not None:
-        saved = _saved_seed(args.resume, format_name, version)
+        saved = _saved_seed(args.resume)
         return 0 if saved is None else saved
     return 0 if args.seed is None else args.seed
 
@@ -325,9 +324,7 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
     n = X.shape[0]
     if args.batch_size > n:
         fail(parser, f"argument --batch-size: {args.batch_size} is larger than the data ({n} rows)")
-    from ..cluster.train import FORMAT_NAME, FORMAT_VERSION
-
-    seed = args.seed = _resolve_seed(args, FORMAT_NAME, FORMAT_VERSION)
+    seed = args.seed = _resolve_seed(args)
     settings = {"batch_size": args.batch_size, "epochs": args.epochs, "seed": seed}
     plan = Plan(X.chunks[0], args.batch_size, seed)
     with cluster_client(args) as client:
@@ -392,9 +389,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             parser.error(f"argument --{flag}: only for --data PATH.zarr / PATH.npy")
     optimizer = _optimizer(args)
-    from ..book.resume import FORMAT_NAME, FORMAT_VERSION
-
-    args.seed = _resolve_seed(args, FORMAT_NAME, FORMAT_VERSION)
+    args.seed = _resolve_seed(args)
     features, labels = load(args)
     if args.batch_size > features.shape[0]:
         fail(parser, f"argument --batch-size: {args.batch_size} is larger than the data ({features.shape[0]} rows)")

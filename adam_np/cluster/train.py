@@ -33,19 +33,16 @@ from typing import Any
 import dask
 import numpy as np
 
-from .._npz import CheckpointError, read_verified, write_atomic
-from ..book.resume import _check_history, _check_identity, _opt_state_parts, _restore_opt_state, _run_identity
+from ..book import resume
 from ..book.train import TrainState
+from ..checkpoint import CheckpointError
 from .data import content_fingerprint
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "NonFiniteData", "Plan", "batch_gradient", "init_cluster_train",
+__all__ = ["NonFiniteData", "Plan", "batch_gradient", "init_cluster_train",
            "load_cluster_run", "run_cluster_train", "save_cluster_run", "whole_loss"]
 
 PREFETCH = 2
 """Chunks loaded ahead of the one in use (each on some worker: with two workers both read while one computes)."""
-
-FORMAT_NAME = "adam_np.cluster-run"
-FORMAT_VERSION = 1
 
 
 class Plan:
@@ -343,7 +340,7 @@ def run_cluster_train(state: TrainState, optimizer: Any, X: Any, y: Any, plan: P
 
 
 def save_cluster_run(path: Any, state: TrainState, optimizer: Any, data_meta: dict, settings: dict) -> None:
-    """Write a cluster training run atomically: parameters, optimizer state, loop position, history.
+    """Write a cluster training run atomically: one :mod:`adam_np.checkpoint`, as :func:`adam_np.book.resume.save_run`.
 
     The data are identified by their layout's fingerprint (:func:`adam_np.cluster.data.open_data`) and their
     values' (``data_meta["content"]``, :func:`adam_np.cluster.data.content_fingerprint`: one short digest per
@@ -371,16 +368,7 @@ def save_cluster_run(path: Any, state: TrainState, optimizer: Any, data_meta: di
         raise ValueError("data_meta has no 'content' fingerprint of the data's values: set data_meta['content'] = "
                          "adam_np.cluster.data.content_fingerprint(X, y) before saving (the workers read the data "
                          "once), so that a resumed run can refuse changed data")
-    opt_meta, arrays = _opt_state_parts(state.opt_state)
-    for i, p in enumerate(state.params):
-        arrays[f"param/{i}"] = np.asarray(p)
-    arrays["losses"] = np.asarray(state.losses, dtype=np.float64)
-    arrays["epochs"] = np.asarray(state.epochs, dtype=np.float64)
-    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
-            "run": _run_identity(optimizer, data_meta["fingerprint"], settings), "opt": opt_meta,
-            "data_content": content, "epoch": state.epoch, "batch": state.batch, "examples_seen": state.examples_seen,
-            "train_seconds": state.train_seconds}
-    write_atomic(path, arrays, meta)
+    resume.save(path, state, optimizer, data_meta["fingerprint"], settings, data_content=content)
 
 
 def load_cluster_run(path: Any, optimizer: Any, X: Any, y: Any, data_meta: dict, settings: dict,
@@ -413,34 +401,19 @@ def load_cluster_run(path: Any, optimizer: Any, X: Any, y: Any, data_meta: dict,
         On an unreadable, corrupt or truncated file, another version, or another run (naming what differs:
         for data whose values changed, the row chunks that differ).
     """
-    path_s = str(path)
-    members, meta = read_verified(path, FORMAT_NAME, FORMAT_VERSION)
-    _check_identity(path_s, meta.get("run", {}), _run_identity(optimizer, data_meta["fingerprint"], settings))
     content = data_meta.get("content")
-    if content is None:
-        content = content_fingerprint(X, y)
-    _check_content(path_s, meta.get("data_content"), content, X.chunks[0])
+
+    def check(path: str, extra: dict) -> None:
+        nonlocal content
+        if content is None:
+            content = content_fingerprint(X, y)
+        _check_content(path, extra.get("data_content"), content, X.chunks[0])
+
     d, dtype = X.shape[1], X.dtype
-
-    def restore(name: str, like: Any) -> np.ndarray:
-        a = members.get(name)
-        if a is None or a.shape != np.shape(like) or a.dtype != np.asarray(like).dtype:
-            raise CheckpointError(f"checkpoint {path_s!r}: {name} is missing or has the wrong shape or dtype")
-        return np.array(a)
-
-    params = [restore("param/0", np.zeros((d, 1), dtype)), restore("param/1", np.zeros((1,), dtype))]
-    template = optimizer.init([np.zeros((d, 1), dtype), np.zeros((1,), dtype)])
-    opt_state = _restore_opt_state(meta.get("opt", {}), template, params, optimizer, restore, path_s)
-    epoch, batch, seen = (meta.get(k) for k in ("epoch", "batch", "examples_seen"))
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (epoch, batch, seen)) or (
-            batch > plan.batches or seen != epoch * plan.n + min(batch * plan.batch_size, plan.n)
-            or epoch > settings.get("epochs", epoch)):
-        raise CheckpointError(f"checkpoint {path_s!r} has a loop position (epoch {epoch}, batch {batch}, "
-                              f"examples {seen}) this run cannot reach")
-    history = _check_history(path_s, members, meta)
+    state = resume.load(path, optimizer, [np.zeros((d, 1), dtype), np.zeros((1,), dtype)], data_meta["fingerprint"],
+                        settings, plan.n, ordered=False, check=check, keys=("data_content",))
     data_meta["content"] = content
-    return TrainState(params=params, opt_state=opt_state, rng=np.random.default_rng(settings.get("seed")),
-                      epoch=epoch, batch=batch, examples_seen=seen, **history)
+    return state
 
 
 def _check_content(path: str, saved: Any, current: dict, row_chunks: tuple) -> None:
