@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint
+from ._dask import cut_history
 from .core import adam as _adam
 from .core._xp import array_namespace, backend_name, is_lazy, not_writeable_reason, persist_groups
 from .core.config import FORMAT1_FIELDS
@@ -32,7 +33,7 @@ STATE_DICT_VERSION = 1
 
 LINEAGE_STEPS = 20
 """Dask on a distributed client: every this many steps the task history behind the state is cut (see
-:func:`adam_np.core._xp.persist`), so the scheduler holds at most this many steps of it. A worker lost
+:func:`adam_np._dask.cut_history`), so the scheduler holds at most this many steps of it. A worker lost
 within them is recomputed from it; a chunk lost from before the last cut fails the step with a clear error."""
 
 
@@ -367,8 +368,8 @@ class Adam:
                 new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
             cut = new_state.step % LINEAGE_STEPS == 0 and new_state.step != self.state.step
             if (self.config.nonfinite == "propagate" and backend is None) or cut:  # else persisted already
-                new_params, v, s, master, s_max = persist_groups(
-                    [new_params, new_state.v, new_state.s, new_state.master, new_state.s_max], cut_lineage=cut)
+                groups = persist_groups([new_params, new_state.v, new_state.s, new_state.master, new_state.s_max])
+                new_params, v, s, master, s_max = cut_history(groups) if cut else groups
                 new_state = new_state._replace(v=v, s=s, master=master, s_max=s_max)
         except FloatingPointError:
             raise

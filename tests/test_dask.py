@@ -219,11 +219,12 @@ def _holding_most(client, arrays):
 def test_history_cut_while_a_worker_is_busy(client):
     """The re-keying tasks of a cut wait behind the busy worker's task; stolen by the idle worker, which does not
     hold the chunks, they fetch them instead of failing as if a worker had been lost."""
+    from adam_np._dask import cut_history
     from adam_np.core._xp import persist
 
     (x,) = persist([da.from_array(np.arange(40.0), chunks=2) + 1])
     blocker = _occupy(client, _holding_most(client, [x]), 2.0)
-    (y,) = persist([x], cut_lineage=True)
+    [(y,)] = cut_history([[x]])
     assert_bitwise(y.compute(), np.arange(40.0) + 1)
     assert len(y.__dask_graph__()) == 20
     blocker.cancel()
@@ -232,15 +233,16 @@ def test_history_cut_while_a_worker_is_busy(client):
 def test_history_cut_keys_are_the_cuts_own(client):
     """Equal inputs give equal keys; the keys a cut re-keys to are new each time, so another array's history that
     the scheduler still keeps (with its worker restrictions) never stands in for this cut's tasks."""
+    from adam_np._dask import cut_history
     from adam_np.core._xp import persist
 
     w1, w2 = sorted(client.scheduler_info()["workers"])
     a = client.persist(da.from_array(np.arange(8.0), chunks=2) + 1, workers=[w1])
-    (a_cut,) = persist([a], cut_lineage=True)
+    [(a_cut,)] = cut_history([persist([a])])
     (a_next,) = persist([a_cut * 2])  # a's history: its next step depends on the cut keys
     b = client.persist(da.from_array(np.arange(8.0), chunks=2) + 1, workers=[w2])  # same keys as a, other worker
     assert b.name == a.name
-    (b_cut,) = persist([b], cut_lineage=True)
+    [(b_cut,)] = cut_history([persist([b])])
     assert b_cut.name != a_cut.name
     assert_bitwise(b_cut.compute(), np.arange(8.0) + 1)
     assert_bitwise(a_next.compute(), 2 * (np.arange(8.0) + 1))
@@ -248,7 +250,7 @@ def test_history_cut_keys_are_the_cuts_own(client):
 
 def test_a_chunk_gone_after_a_cut_names_why(client):
     """Released while its worker is still there, or lost with a worker that left: the error says which."""
-    from adam_np.core._xp import _own_chunk
+    from adam_np._dask import _own_chunk
 
     live = sorted(client.scheduler_info()["workers"])[0]
     released = client.submit(_own_chunk, ("adam_np-absent", 0), [live], pure=False)

@@ -8,7 +8,6 @@ live in :mod:`adam_np.kernels`; nothing else imports cupy or numba.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import array_api_compat
@@ -369,7 +368,7 @@ def like_chunks(a: Any, like: Any) -> Any:
     return a if a.chunks == like.chunks else a.rechunk(like.chunks)
 
 
-def persist(arrays: list, *, cut_lineage: bool = False) -> list:
+def persist(arrays: list) -> list:
     """Compute Dask arrays together, in one graph, and keep the results where they were computed.
 
     On the active ``dask.distributed`` client when there is one (the chunks stay in the workers' memory;
@@ -380,22 +379,12 @@ def persist(arrays: list, *, cut_lineage: bool = False) -> list:
     Parameters
     ----------
     arrays : list of dask.array.Array
-    cut_lineage : bool, default False
-        On a distributed client: afterwards, let each worker re-key the chunks it holds as tasks without
-        dependencies, so that the scheduler can forget the history that produced them. Without this an
-        iterated computation (step after step, each persisted) keeps every earlier task on the scheduler, to
-        recompute lost chunks from: its memory and per-step time grow with the number of steps. A chunk
-        lost with its worker after a cut cannot be recomputed (its task fails, naming the lost chunk and
-        whether its worker left the cluster or the chunk was released). The new keys are unique to this call
-        (``adam_np-cut-<random token>``): never those of another array, so neither another array's history on
-        the scheduler nor its release can touch them. A re-keying task that the scheduler runs on a worker
-        without the chunk (work stealing moves such tasks to an idle worker) fetches it from a worker that
-        holds it.
 
     Returns
     -------
     list of dask.array.Array
-        The same arrays, each now backed by one computed chunk per task.
+        The same arrays, each now backed by one computed chunk per task (the scheduler keeps the history
+        that made them: :func:`adam_np._dask.cut_history` lets it go).
 
     Examples
     --------
@@ -410,39 +399,20 @@ def persist(arrays: list, *, cut_lineage: bool = False) -> list:
     try:
         from distributed import futures_of, get_client, wait
 
-        client = get_client()
+        get_client()
     except (ImportError, ValueError):  # no distributed client: computed already, nothing kept for recomputation
         return arrays
-    futures = [futures_of(a) for a in arrays]
-    _wait_or_raise([f for fs in futures for f in fs], wait)
-    if not cut_lineage:
-        return arrays
-    holders = client.who_has([f for fs in futures for f in fs])
-    adopted = []
-    for a, fs in zip(arrays, futures):
-        # A fresh token: deterministic keys (same inputs, same name) would let this array's cut keys coincide with
-        # those another array's history still holds on the scheduler, whose task (and worker restriction) wins.
-        name = f"adam_np-cut-{uuid.uuid4().hex}"
-        graph = {}
-        for f in fs:
-            key = (name, *f.key[1:])
-            graph[key] = client.submit(_own_chunk, f.key, list(holders[f.key]), key=key, pure=False,
-                                       workers=list(holders[f.key]),
-                                       allow_other_workers=True)  # loose: a rerun after the worker is lost fails
-        adopted.append(type(a)(graph, name, a.chunks, meta=a._meta))
-    _wait_or_raise([f for a in adopted for f in a.__dask_graph__().values()], wait)
-    return adopted
+    _wait_or_raise([f for a in arrays for f in futures_of(a)], wait)
+    return arrays
 
 
-def persist_groups(groups: list, *, cut_lineage: bool = False) -> list:
+def persist_groups(groups: list) -> list:
     """:func:`persist` over lists of arrays, in one graph; the same structure back (None stays None).
 
     Parameters
     ----------
     groups : list of (list of dask.array.Array or None) or None
         E.g. ``[params, v, s, master, s_max]``; a group or an entry may be None.
-    cut_lineage : bool, default False
-        As for :func:`persist`.
 
     Returns
     -------
@@ -456,7 +426,7 @@ def persist_groups(groups: list, *, cut_lineage: bool = False) -> list:
     >>> float(x.sum().compute()), missing, none
     (2.0, None, None)
     """
-    done = iter(persist([a for xs in groups if xs is not None for a in xs if a is not None], cut_lineage=cut_lineage))
+    done = iter(persist([a for xs in groups if xs is not None for a in xs if a is not None]))
     return [None if xs is None else [None if a is None else next(done) for a in xs] for xs in groups]
 
 
@@ -466,39 +436,3 @@ def _wait_or_raise(futures: list, wait: Any) -> None:
     for f in futures:
         if f.status != "finished":
             f.result()  # raises the task's exception (or CancelledError)
-
-
-def _own_chunk(key: Any, holders: list) -> Any:  # pragma: no cover - runs on a worker
-    """A chunk held under ``key``, returned as the result of a task without dependencies.
-
-    From the running worker's memory; else (work stealing moved the task off ``holders``, the workers that held
-    the chunk at the cut) fetched from a worker the scheduler says holds it. Raises RuntimeError when none does,
-    saying whether a worker of ``holders`` left the cluster or the chunk was released.
-    """
-    from distributed import get_worker
-    from distributed.utils import sync
-    from distributed.utils_comm import gather_from_workers
-
-    worker = get_worker()
-    try:
-        return worker.data[key]
-    except KeyError:
-        pass
-    who_has = next(iter(sync(worker.loop, worker.scheduler.who_has, keys=[key]).values()), [])
-    if who_has:
-        data, *_ = sync(worker.loop, gather_from_workers, {key: who_has}, worker.rpc, who=worker.address)
-        if data:
-            return next(iter(data.values()))
-    raise RuntimeError(_lost_chunk_message(key, holders, sync(worker.loop, worker.scheduler.identity)["workers"]))
-
-
-def _lost_chunk_message(key: Any, holders: list, workers: Any) -> str:
-    """Why chunk ``key`` (held by ``holders`` when the history was cut) is gone, given the cluster's ``workers``."""
-    lost = sorted(set(holders) - set(workers))
-    if lost:
-        why = (f"the worker that held it ({', '.join(lost)}) left the cluster after the task history was cut, so it "
-               "cannot be recomputed")
-    else:
-        why = (f"it was released (no worker was lost: {', '.join(sorted(holders)) or 'its worker'} is still in the "
-               "cluster), so it cannot be recomputed")
-    return f"chunk {key!r} is no longer on any worker: {why}; restore the last checkpoint"
