@@ -262,15 +262,13 @@ def test_sigkill_leaves_old_or_new_checkpoint(tmp_path):
 
 def test_a_save_removes_only_stale_temp_files_of_its_own_naming(tmp_path):
     """Killed saves' temp files go on the next save; a live writer's, other names' and users' files stay."""
-    from adam_np import _npz
-
     path = tmp_path / "ck.npz"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    host = _npz._writer_tag().split("-")[0]
+    host = checkpoint._writer_tag().split("-")[0]
     names = {
         "killed": f".ck.npz.{host}-{int(dead.stdout)}.abcdefgh.tmp",  # this host, its process gone
         "old": ".ck.npz.0123abcd.tmp",  # the naming before writer tags, two hours old
-        "live": f".ck.npz.{_npz._writer_tag()}.abcdefgh.tmp",  # a concurrent save of this process
+        "live": f".ck.npz.{checkpoint._writer_tag()}.abcdefgh.tmp",  # a concurrent save of this process
         "other host": ".ck.npz.00000000-1.abcdefgh.tmp",  # another host's writer, recent
         "fresh old-style": ".ck.npz.9876zyxw.tmp",
         "user": ".ck.npz.notes.tmp",
@@ -369,7 +367,7 @@ def test_bfloat16_params_cannot_be_saved_and_nothing_is_written(tmp_path):
 
 def _rewrite_meta(path, edit):
     """Edit a checkpoint's metadata by hand and recompute its sha256, as a determined user could."""
-    from adam_np._npz import read_verified, write_atomic
+    from adam_np.checkpoint import read_verified, write_atomic
 
     members, meta = read_verified(path, *_format_of(path))
     edit(meta)

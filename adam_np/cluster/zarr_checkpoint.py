@@ -56,7 +56,7 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from .._npz import CheckpointError, fsync_dir
+from ..checkpoint import CheckpointError, fsync_dir
 
 try:
     import fcntl
