@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import operator
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,10 +24,9 @@ import numpy as np
 from . import checkpoint
 from ._dask import cut_history
 from .core import adam as _adam
+from .core._checks import INT64_MAX
 from .core._xp import array_namespace, backend_name, is_lazy, not_writeable_reason, persist_groups
-from .core.config import FORMAT1_FIELDS
-from .kernels import resolve_backend
-from .kernels._inplace import InPlaceStep
+from .kernels import get_kernel, resolve_backend
 
 __all__ = ["Adam"]
 
@@ -64,11 +65,14 @@ class Adam:
     backend : {"auto", "numpy", "numba", "cupy"}, default "auto"
         The in-place kernel (:mod:`adam_np.kernels`) for NumPy/CuPy arrays: ``"auto"`` takes
         cupy for CuPy arrays, numba when installed, else numpy. Whatever the kernels do not cover
-        (other array libraries, non-contiguous arrays, mixed precision, configs for which
-        :func:`adam_np.kernels.supports` is false) goes through :func:`adam_np.update`.
+        (other array libraries, non-contiguous arrays, mixed precision, configs that are not
+        :attr:`adam_np.AdamConfig.is_plain_adam`) goes through :func:`adam_np.update`.
+    fold_bias_correction : bool, default False
+        A speed switch: fold the bias corrections into the step size and ε (see
+        :func:`adam_np.core.adam.coefficients`; the same update up to rounding).
     **options
         Further :class:`adam_np.AdamConfig` fields: ``eps_mode``, ``weight_decay``,
-        ``maximize``, ``nonfinite``, ``fold_bias_correction``...
+        ``maximize``, ``nonfinite``...
 
     Attributes
     ----------
@@ -122,7 +126,7 @@ class Adam:
     def __init__(self, params: Sequence[Any], lr: Any = None, beta1: Any = None, beta2: Any = None,
                  eps: Any = None, *, betas: Any = None, config: _adam.AdamConfig | None = None,
                  moment_dtype: Any = None, master: bool | None = None, backend: str = "auto",
-                 **options: Any) -> None:
+                 fold_bias_correction: bool = False, **options: Any) -> None:
         given = {k: v for k, v in dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, **options).items() if v is not None}
         if betas is not None:
             given.update(_check_betas(betas, beta1, beta2))
@@ -153,15 +157,12 @@ class Adam:
         self._xp = array_namespace(*params, name="params")
         chunks_of = (lambda x: getattr(x, "_meta", x)) if self._lazy else (lambda x: x)  # Dask: its chunks' library
         resolve_backend(backend, backend_name(chunks_of(params[0])) if params else "numpy")  # bad: fail here
-        self.params = params
-        self.config = config
-        self.state = state
-        self.grads = None
-        self._backend = backend
-        self._flat = None
-        self._fast = None
-        self._fast_config = None
-        self._refresh_fast()
+        if not isinstance(fold_bias_correction, bool):
+            raise TypeError(f"fold_bias_correction must be a bool, got {fold_bias_correction!r}")
+        _adam.check_fold(config, fold_bias_correction)
+        self.params, self.grads, self.fold_bias_correction = params, None, fold_bias_correction
+        self._backend, self._flat, self._config, self._state = backend, None, config, state
+        self.state = state  # chooses the kernel
 
     @property
     def lr(self) -> Any:
@@ -184,12 +185,28 @@ class Adam:
 
     @lr.setter
     def lr(self, value: Any) -> None:
-        config = dataclasses.replace(self.config, lr=value)  # checked like AdamConfig(lr=value)
-        fast = self._fast
-        if fast is not None and self._fast_config is self.config:
-            fast.set_config(config)  # the kernel keeps its compiled loops: only the learning rate differs
-            self._fast_config = config
-        self.config = config
+        self.config = dataclasses.replace(self.config, lr=value)  # checked like AdamConfig(lr=value)
+
+    @property
+    def config(self) -> _adam.AdamConfig:
+        """The hyper-parameters; a new config takes effect (and the step's path is chosen again) at once."""
+        return self._config
+
+    @config.setter
+    def config(self, config: _adam.AdamConfig) -> None:
+        _adam.check_fold(config, self.fold_bias_correction)
+        self._config = config
+        self._kernel = self._choose_kernel()
+
+    @property
+    def state(self) -> _adam.AdamState:
+        """Step counter and moments; a new state takes effect (and the step's path is chosen again) at once."""
+        return self._state
+
+    @state.setter
+    def state(self, state: _adam.AdamState) -> None:
+        self._state = state
+        self._kernel = self._choose_kernel()
 
     def __repr__(self) -> str:
         params, config = self.params, self.config
@@ -219,30 +236,51 @@ class Adam:
         """
         if self._lazy:
             return self._dask_backend()
-        fast = self._current_fast()
-        return None if fast is None else fast.backend
+        return None if self._kernel is None else self._kernel.__name__.rsplit(".", 1)[1].removesuffix("_kernel")
 
     def _dask_backend(self) -> str | None:
         """The kernel each chunk's task runs (:mod:`adam_np.kernels.dask_chunks`), None for ``update``."""
-        from .kernels import dask_chunks
-
         backend = resolve_backend(self._backend, backend_name(self.params[0]._meta))
-        return backend if dask_chunks.usable(self.params, self.state, self.config, backend) else None
+        state = self.state
+        if backend not in ("numba", "numpy") or not self.config.is_plain_adam or state.master is not None:
+            return None
+        for x, v, s in zip(self.params, state.v, state.s):
+            if not isinstance(x._meta, np.ndarray) or x.ndim == 0 or x.dtype not in (np.float32, np.float64):
+                return None
+            if not (x.dtype == v.dtype == s.dtype and x.chunks == v.chunks == s.chunks):
+                return None
+        return backend
 
-    def _refresh_fast(self) -> None:
-        """(Re)build the kernel path for the current params, state and config."""
-        if self._lazy:
-            self._fast, self._fast_config = None, self.config
-            return
-        self._fast = InPlaceStep.build(self.params, self.state, self.config, self._backend, self._flat, self.grads)
-        self._fast_config = self.config
-
-    def _current_fast(self) -> InPlaceStep | None:
-        fast = self._fast
-        if fast is None or self.config is not self._fast_config or not fast.matches(self.state):
-            self._refresh_fast()
-            fast = self._fast
-        return fast
+    def _choose_kernel(self) -> Any:
+        """The path decision, made when params, state or config change: the kernel module that computes
+        exactly what :func:`adam_np.update` computes for them, or None for the pure path."""
+        state, params = self._state, self.params
+        if self._lazy or not params or type(self._config) is not _adam.AdamConfig or not self._config.is_plain_adam \
+                or state.master is not None \
+                or state.s_max is not None or type(state.v) is not list or type(state.s) is not list:
+            return None
+        backend = resolve_backend(self._backend, backend_name(params[0]))
+        arrays = [*params, *state.v, *state.s]
+        if backend == "numba" and self._backend == "auto" and any(x.dtype.itemsize < 4 for x in arrays):
+            backend = "numpy"  # float16: numba's loop is float32/float64 only, NumPy's ufuncs take it
+        if backend is None or (backend == "cupy" and any(x.dtype.itemsize < 4 for x in arrays)):
+            return None  # torch...; CuPy computes float16 in float32, not what update computes
+        kernel, array_type = get_kernel(backend), type(params[0])
+        for x in arrays:
+            if type(x) is not array_type or x.dtype not in kernel.DTYPES or (
+                    backend != "cupy" and not x.flags.c_contiguous):
+                return None
+        if any(x.shape != v.shape or x.shape != s.shape or not x.dtype == v.dtype == s.dtype
+               for x, v, s in zip(params, state.v, state.s)):
+            return None
+        # A gradient in the memory of an array the step writes would be read after that write: pure path.
+        self._written = {id(x if x.base is None else x.base) for x in arrays}
+        flat = self._flat
+        self._flat_ok = flat is not None and all(x.base is buf for xs, buf in (
+            (params, flat[0]), (state.v, flat[2]), (state.s, flat[3])) for x in xs)
+        if backend == "numba":
+            kernel.warm_up(params)  # compile now, not inside the first step
+        return kernel
 
     @classmethod
     def from_shapes(cls, shapes: Sequence[Any], dtype: Any = np.float64, *, xp: Any = np, **kwargs: Any) -> Adam:
@@ -308,8 +346,8 @@ class Adam:
                 dst[...] = src
             opt.state = state._replace(v=v, s=s)
         opt.grads = views(flat[1])
-        opt._flat = flat
-        opt._refresh_fast()
+        opt._flat, opt._grad_views = flat, tuple(opt.grads)
+        opt.state = opt.state  # the kernel now steps the flat buffers
         return opt
 
     def step(self, grads: Sequence[Any]) -> None:
@@ -332,28 +370,44 @@ class Adam:
         if self._lazy:
             self._step_dask(grads)
             return
-        fast = self._fast
-        if fast is not None and self.config is self._fast_config and (self.state is fast.last_state
-                                                                     or fast.matches(self.state)):
-            new_state = fast(grads, self.state, self.config)
-            if new_state is not None:
-                self.state = new_state
-                return
-        else:
-            fast = self._current_fast()
+        kernel, state = self._kernel, self._state
+        if kernel is not None and type(state.step) is int and state.step < INT64_MAX:
+            t = state.step + 1
+            ps, gs, vs, ss = self.params, grads, state.v, state.s
+            if self._flat_ok and grads is self.grads and all(map(operator.is_, grads, self._grad_views)):
+                ps, gs, vs, ss = ([buf] for buf in self._flat)  # one kernel call for the whole model
+            elif not self._kernel_takes(grads):
+                kernel = None
+            if kernel is not None and all(p.flags.writeable for p in self.params if type(p) is np.ndarray):
+                c = _adam.coefficients(self._config, t, fold_bias_correction=self.fold_bias_correction)
+                if kernel.step(ps, gs, vs, ss, c, check=self._config.nonfinite != "propagate"):
+                    self._state = _adam.AdamState(t, state.v, state.s, state.skipped, None, None, state.mu_product)
+                    return
         # The pure path: precise errors, skipped steps, and whatever the kernels do not cover.
         if not isinstance(grads, (list, tuple)):
             raise TypeError(f"grads must be a list or tuple of arrays, got {type(grads).__name__}")
-        new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
+        new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config,
+                                             fold_bias_correction=self.fold_bias_correction)
         self._check_writeable()  # all of them before writing any: no partial step
         if new_state.step != self.state.step:
             for x, x_new in zip(self.params, new_params):
                 x[...] = x_new
-            if fast is not None:  # keep the kernel's moment arrays (and flat buffers): copy into them
+            if self._kernel is not None:  # keep the kernel's moment arrays (and flat buffers): copy into them
                 for old, new in zip([*self.state.v, *self.state.s], [*new_state.v, *new_state.s]):
                     old[...] = new
                 new_state = new_state._replace(v=self.state.v, s=self.state.s)
-        self.state = new_state
+        self._state = new_state  # the same arrays (or a path not taken by a kernel): nothing to choose again
+
+    def _kernel_takes(self, grads: Any) -> bool:
+        """Whether ``grads`` fit the kernel as they are: type, shape, dtype, layout, and no memory the step writes."""
+        if type(grads) not in (list, tuple) or len(grads) != len(self.params):
+            return False
+        written = self._written
+        for p, g in zip(self.params, grads):
+            if type(g) is not type(p) or g.shape != p.shape or g.dtype != p.dtype or id(
+                    g if g.base is None else g.base) in written or (type(g) is np.ndarray and not g.flags.c_contiguous):
+                return False
+        return True
 
     def _step_dask(self, grads: Sequence[Any]) -> None:
         """Dask arrays cannot be written in place: the step's new arrays, persisted, replace the old ones."""
@@ -365,7 +419,8 @@ class Adam:
             if backend is not None:
                 new_params, new_state = self._step_dask_chunks(leaves.grads, backend)
             else:
-                new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config)
+                new_params, new_state = _adam.update(list(grads), self.state, self.params, self.config,
+                                                     fold_bias_correction=self.fold_bias_correction)
             cut = new_state.step % LINEAGE_STEPS == 0 and new_state.step != self.state.step
             if (self.config.nonfinite == "propagate" and backend is None) or cut:  # else persisted already
                 groups = persist_groups([new_params, new_state.v, new_state.s, new_state.master, new_state.s_max])
@@ -389,15 +444,15 @@ class Adam:
         """
         import uuid
 
-        from .kernels import coefficients, dask_chunks
+        from .kernels import dask_chunks
 
         state, config = self.state, self.config
         t = state.step + 1
-        c = coefficients(config, config.lr_at(t), t)
+        c = _adam.coefficients(config, t, fold_bias_correction=self.fold_bias_correction)
         owner = self.__dict__.setdefault("_dask_owner", uuid.uuid4().hex)
         new_p, new_v, new_s = dask_chunks.step(self.params, grads, state.v, state.s, c, backend, owner=owner)
         check = config.nonfinite != "propagate"
-        finite = [dask_chunks.all_finite(grads, backend)] if check else None
+        finite = [_adam.all_finite(grads, xp=self._xp, lazy=True)] if check else None
         new_p, new_v, new_s, finite = persist_groups([new_p, new_v, new_s, finite])
         if check and not bool(finite[0].compute()):
             return _adam._nonfinite(self.params, state, config, t)
@@ -473,7 +528,7 @@ class Adam:
         cfg = state_dict["config"]
         if not isinstance(cfg, dict):
             raise TypeError(f"state_dict['config'] must be a dict, got {type(cfg).__name__}")
-        unknown = set(cfg) - set(_adam.AdamConfig.__dataclass_fields__) - FORMAT1_FIELDS
+        unknown = set(cfg) - set(_adam.AdamConfig.__dataclass_fields__) - {"fold_bias_correction"}
         if unknown:
             raise ValueError(f"state_dict['config'] has unknown fields {sorted(map(str, unknown))}")
         config = _adam.AdamConfig.from_dict(cfg)
@@ -497,7 +552,7 @@ class Adam:
         _adam._validate(list(self.params), state, self.params, config)
         copy = self._copy
         old_v, old_s = self.state.v, self.state.s
-        if self._current_fast() is not None and state.master is None and all(
+        if self._kernel is not None and state.master is None and all(
                 new.dtype == old.dtype for new, old in zip([*state.v, *state.s], [*old_v, *old_s])):
             for old, new in zip([*old_v, *old_s], [*state.v, *state.s]):  # into the kernel's arrays (flat buffers)
                 old[...] = new
@@ -594,8 +649,7 @@ def _shares_memory(a: Any, b: Any) -> bool:
         return bool(np.shares_memory(a, b))
     if hasattr(a, "data_ptr"):  # torch: no exact test; overlapping ranges of one device count
         return a.device == b.device
-    import cupy
-
+    cupy = sys.modules["cupy"]  # imported already: a is a CuPy array (the kernels layer owns the import)
     return a.device == b.device and bool(cupy.shares_memory(a, b))
 
 

@@ -17,32 +17,27 @@ def _steps(opt, grads, count=3):
         opt.step(grads)
 
 
+def _spy(monkeypatch, kernel):
+    """Every kernel.step call, as the sizes of the arrays it steps (a checked step is one call)."""
+    calls = []
+    real = kernel.step
+
+    def spy(ps, gs, vs, ss, c, *, check=True):
+        calls.append([p.size for p in ps])
+        return real(ps, gs, vs, ss, c, check=check)
+
+    monkeypatch.setattr(kernel, "step", spy)
+    return calls
+
+
 @pytest.fixture
 def numpy_calls(monkeypatch):
-    """Every pass of the NumPy kernel: numpy_kernel.step on one flat array (step_many calls it per array)."""
-    calls = []
-    real = numpy_kernel.step
-
-    def spy(p, g, v, s, c):
-        calls.append(p.size)
-        return real(p, g, v, s, c)
-
-    monkeypatch.setattr(numpy_kernel, "step", spy)
-    return calls
+    return _spy(monkeypatch, numpy_kernel)
 
 
 @pytest.fixture
 def numba_calls(monkeypatch):
-    """Every numba_kernel.step_many call with the number of arrays and elements it covers."""
-    calls = []
-    real = numba_kernel.step_many
-
-    def spy(ps, gs, vs, ss, c, work=None):
-        calls.append((len(ps), sum(p.size for p in ps)))
-        return real(ps, gs, vs, ss, c, work)
-
-    monkeypatch.setattr(numba_kernel, "step_many", spy)
-    return calls
+    return _spy(monkeypatch, numba_kernel)
 
 
 def test_from_shapes_is_one_numpy_kernel_call_per_step(numpy_calls):
@@ -50,7 +45,7 @@ def test_from_shapes_is_one_numpy_kernel_call_per_step(numpy_calls):
     for g in opt.grads:
         g[...] = 1.0
     _steps(opt, opt.grads)
-    assert numpy_calls == [N] * 3
+    assert numpy_calls == [[N]] * 3
     assert opt.state.step == 3 and all(float(p.reshape(-1)[0]) < 0 for p in opt.params)
 
 
@@ -58,7 +53,7 @@ def test_caller_arrays_are_one_numpy_kernel_call_per_array(numpy_calls):
     params = [np.zeros(s) for s in SHAPES]
     opt = Adam(params, lr=0.1, backend="numpy")
     _steps(opt, [np.ones(s) for s in SHAPES])
-    assert numpy_calls == [int(np.prod(s)) for s in SHAPES] * 3
+    assert numpy_calls == [[int(np.prod(s)) for s in SHAPES]] * 3
 
 
 def test_from_shapes_is_one_numba_kernel_call_per_step(numba_calls):
@@ -66,7 +61,7 @@ def test_from_shapes_is_one_numba_kernel_call_per_step(numba_calls):
     for g in opt.grads:
         g[...] = 1.0
     _steps(opt, opt.grads)
-    assert numba_calls == [(1, N)] * 3
+    assert numba_calls == [[N]] * 3
     assert opt.state.step == 3
 
 
@@ -74,4 +69,4 @@ def test_from_shapes_with_other_gradients_falls_back_to_one_call_per_array(numpy
     """Gradients that are not the optimizer's own buffer views cannot use the flat buffer."""
     opt = Adam.from_shapes(SHAPES, lr=0.1, backend="numpy")
     _steps(opt, [np.ones(s) for s in SHAPES], count=1)
-    assert numpy_calls == [int(np.prod(s)) for s in SHAPES]
+    assert numpy_calls == [[int(np.prod(s)) for s in SHAPES]]

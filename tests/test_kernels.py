@@ -18,14 +18,8 @@ from hypothesis import strategies as st
 
 import adam_np
 from adam_np import AdamConfig
-from adam_np.kernels import (
-    coefficients,
-    get_kernel,
-    numpy_kernel,
-    resolve_backend,
-    supports,
-    unsupported_fields,
-)
+from adam_np.core.adam import coefficients
+from adam_np.kernels import get_kernel, numpy_kernel, resolve_backend
 
 from conftest import CUPY_AVAILABLE, requires_gpu
 
@@ -47,16 +41,26 @@ def assert_bitwise(a, b):
     np.testing.assert_array_equal(np.where(nan, 0, bits(a)), np.where(nan, 0, bits(b)))
 
 
+def split(config):
+    """``(config, fold_bias_correction)``: a config, or ``(config, True)`` for a folded step."""
+    return config if isinstance(config, tuple) else (config, False)
+
+
+def coefs(config, step):
+    config, fold = split(config)
+    return coefficients(config, step, fold_bias_correction=fold)
+
+
 def pure_step(p, g, v, s, config, step):
     """One step of adam_np.update from state (step-1, v, s): the reference."""
-    new_p, state = adam_np.update(g, adam_np.AdamState(step - 1, v, s), p, config)
+    config, fold = split(config)
+    new_p, state = adam_np.update(g, adam_np.AdamState(step - 1, v, s), p, config, fold_bias_correction=fold)
     return new_p, state.v, state.s
 
 
 def kernel_step(backend, p, g, v, s, config, step):
     p, v, s = p.copy(), v.copy(), s.copy()
-    flat = (lambda x: x.reshape(-1)) if backend == "numpy" else (lambda x: x)
-    get_kernel(backend).step(flat(p), flat(g), flat(v), flat(s), coefficients(config, config.lr_at(step), step))
+    assert get_kernel(backend).step([p], [g], [v], [s], coefs(config, step), check=False)
     return p, v, s
 
 
@@ -71,7 +75,7 @@ configs = st.builds(
     maximize=st.booleans(),
     nonfinite=st.just("propagate"),
 ).flatmap(lambda c: st.just(c) if c.eps_mode == "hat" else
-          st.sampled_from([c, dataclasses.replace(c, fold_bias_correction=True)]))
+          st.sampled_from([c, (c, True)]))
 shapes = st.sampled_from([(), (1,), (6,), (5, 1), (3, 4), (2, 3, 5), (0,), (1000,)])
 
 
@@ -113,8 +117,8 @@ def test_numpy_kernel_float16_bit_for_bit(config, step, seed):
     AdamConfig(nonfinite="propagate"),
     AdamConfig(eps_mode="root", weight_decay=0.1, maximize=True, nonfinite="propagate"),
     AdamConfig(eps_mode="hat", lr=0.01, weight_decay=1e-3, nonfinite="propagate"),
-    AdamConfig(fold_bias_correction=True, nonfinite="propagate"),
-    AdamConfig(eps_mode="root", eps=1e-3, fold_bias_correction=True, maximize=True, nonfinite="propagate"),
+    (AdamConfig(nonfinite="propagate"), True),
+    (AdamConfig(eps_mode="root", eps=1e-3, maximize=True, nonfinite="propagate"), True),
 ], ids=["outside", "root+wd+max", "hat+wd", "folded", "folded-root+max"])
 def test_kernels_on_arrays_split_over_threads_and_chunks(backend, dtype, config):
     n = 2 * numpy_kernel.PARALLEL_MIN + numpy_kernel.CHUNK // 3  # several threads, a partial last chunk
@@ -148,37 +152,43 @@ def test_numpy_kernel_same_result_on_one_and_several_threads():
 @pytest.mark.parametrize("options", [
     {},  # g used as given: the alias is visible (weight decay and maximize make a copy of g first)
     {"eps_mode": "hat"},
-    {"eps_mode": "root", "fold_bias_correction": True},
+    {"eps_mode": "root", "fold": True},
     {"weight_decay": 0.1},
     {"maximize": True},
 ], ids=["plain", "hat", "root-folded", "weight-decay", "maximize"])
 @pytest.mark.parametrize("n", [numpy_kernel.CHUNK + 17, 2 * numpy_kernel.PARALLEL_MIN + 3])  # serial, threaded
 def test_gradient_may_be_one_of_the_updated_arrays(backend, alias, options, n):
+    options = dict(options)
     rng = np.random.default_rng(3)
     p, v, s = rng.normal(size=n), rng.normal(size=n), rng.random(n)
-    config = AdamConfig(nonfinite="propagate", **options)
+    fold = options.pop("fold", False)
+    config = (AdamConfig(nonfinite="propagate", **options), fold)
     arrays = {"p": p, "v": v, "s": s}
     expected = pure_step(p, arrays[alias], v, s, config, 2)
     p, v, s = p.copy(), v.copy(), s.copy()
     g = {"p": p, "v": v, "s": s}[alias]
-    get_kernel(backend).step(p, g, v, s, coefficients(config, config.lr, 2))
+    get_kernel(backend).step([p], [g], [v], [s], coefs(config, 2), check=False)
     for a, b in zip((p, v, s), expected):
         assert_bitwise(a, b)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("n", [1, 100, 3 * numpy_kernel.PARALLEL_MIN + 1])
-def test_all_finite(backend, n):
+def test_checked_step_writes_nothing_when_a_value_would_not_be_finite(backend, n):
     kernel = get_kernel(backend)
     for dtype in (np.float32, np.float64):
         g = np.ones(n, dtype)
-        assert kernel.all_finite(g)
-        g[0] = g[-1] = np.finfo(dtype).max  # large but finite: a plain sum overflows
-        assert kernel.all_finite(g)
-        for bad in (np.nan, np.inf, -np.inf):
+        g[0] = g[-1] = np.finfo(dtype).max / 4  # large but finite, and g*g overflows: s would be inf
+        for bad in (None, np.nan, np.inf, -np.inf):
             h = g.copy()
-            h[n // 2] = bad
-            assert not kernel.all_finite(h)
+            if bad is not None:
+                h[n // 2] = bad
+            p, v, s = np.ones(n, dtype), np.zeros(n, dtype), np.zeros(n, dtype)
+            assert not kernel.step([np.ones(1, dtype), p], [np.ones(1, dtype), h], [np.zeros(1, dtype), v],
+                                   [np.zeros(1, dtype), s], coefficients(AdamConfig(), 1))
+            assert (p == 1).all() and (v == 0).all() and (s == 0).all()
+        ok = np.ones(n, dtype)
+        assert kernel.step([p], [ok], [v], [s], coefficients(AdamConfig(), 1)) and (p < 1).all()
 
 
 @pytest.mark.parametrize("backend, measured", [("numpy", "7 kB"), ("numba", "1.2 kB")])
@@ -188,29 +198,26 @@ def test_kernel_makes_no_temporary_of_the_array_size(backend, measured):
     n = 2_000_000  # 16 MB per float64 array
     p, g, v, s = (np.full(n, 0.5) for _ in range(4))
     kernel = get_kernel(backend)
-    c = coefficients(AdamConfig(), 1e-3, 1)
-    kernel.step(p, g, v, s, c)  # first calls: numba compiles, the NumPy kernel allocates its per-thread scratch
-    kernel.all_finite(g)
+    c = coefficients(AdamConfig(), 1)
+    kernel.step([p], [g], [v], [s], c)  # first calls: numba compiles, the NumPy kernel allocates its per-thread scratch
     tracemalloc.start()
     try:
-        assert kernel.all_finite(g)
-        kernel.step(p, g, v, s, c)
+        assert kernel.step([p], [g], [v], [s], c)  # the check and the step
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 16_000, f"peak extra memory {peak} bytes ({backend}; README: {measured})"
 
 
-def test_supported_configs_and_explicit_fallback_for_unknown_fields():
-    assert supports(AdamConfig(eps_mode="root", weight_decay=0.3, maximize=True, nonfinite="skip"))
+def test_kernels_run_plain_adam_and_an_unknown_config_type_falls_back():
+    assert AdamConfig(eps_mode="root", weight_decay=0.3, maximize=True, nonfinite="skip").is_plain_adam
 
     @dataclasses.dataclass(frozen=True)
     class AmsgradConfig(AdamConfig):
         amsgrad: bool = False
 
-    assert unsupported_fields(AmsgradConfig()) == ["type"]
-    assert unsupported_fields(AmsgradConfig(amsgrad=True)) == ["type", "amsgrad"]
-    assert not supports(AmsgradConfig())
+    assert adam_np.Adam([np.zeros(3)], config=AmsgradConfig()).backend is None
+    assert adam_np.Adam([np.zeros(3)], config=AdamConfig()).backend == "numba"
 
 
 def test_resolve_backend():
@@ -258,8 +265,8 @@ def _cupy_arrays(rng, shape, dtype):
     AdamConfig(nonfinite="propagate"),
     AdamConfig(eps_mode="root", weight_decay=0.1, maximize=True, nonfinite="propagate"),
     AdamConfig(eps_mode="hat", lr=0.01, weight_decay=1e-3, nonfinite="propagate"),
-    AdamConfig(fold_bias_correction=True, nonfinite="propagate"),
-    AdamConfig(eps_mode="root", eps=1e-3, fold_bias_correction=True, maximize=True, nonfinite="propagate"),
+    (AdamConfig(nonfinite="propagate"), True),
+    (AdamConfig(eps_mode="root", eps=1e-3, maximize=True, nonfinite="propagate"), True),
 ], ids=["outside", "root+wd+max", "hat+wd", "folded", "folded-root+max"])
 def test_cupy_kernel_equals_pure_update_bit_for_bit(dtype, config):
     from adam_np.kernels import cupy_kernel
@@ -268,12 +275,11 @@ def test_cupy_kernel_equals_pure_update_bit_for_bit(dtype, config):
     p, g, v, s = _cupy_arrays(rng, (1000, 3), dtype)
     expected = pure_step(p, g, v, s, config, 5)
     p, v, s = p.copy(), v.copy(), s.copy()
-    cupy_kernel.step(p, g, v, s, coefficients(config, config.lr, 5))
+    cupy_kernel.step([p], [g], [v], [s], coefs(config, 5), check=False)
     for a, b in zip((p, v, s), expected):
         assert_bitwise(a.get(), b.get())
-    assert cupy_kernel.all_finite(g)
     g[3, 1] = float("nan")
-    assert not cupy_kernel.all_finite(g)
+    assert not cupy_kernel.step([p], [g], [v], [s], coefs(config, 6))
 
 
 @pytest.mark.gpu
@@ -285,7 +291,7 @@ def test_cupy_kernel_float16_computes_in_float32():
     p, g, v, s = _cupy_arrays(rng, (257,), "float16")
     config = AdamConfig(lr=0.01, nonfinite="propagate")
     expected = pure_step(*(a.astype("float32") for a in (p, g, v, s)), config, 3)
-    cupy_kernel.step(p, g, v, s, coefficients(config, config.lr, 3))
+    cupy_kernel.step([p], [g], [v], [s], coefs(config, 3), check=False)
     for a, b in zip((p, v, s), expected):
         assert_bitwise(a.get(), b.astype("float16").get())
 
@@ -410,17 +416,16 @@ def test_cupy_kernel_equals_adam_step_bit_for_bit(dtype):
     p, g, v, s = _cupy_arrays(rng, (1000, 3), dtype)
     expected = adam_step(p, g, v, s, 7, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-6, xp=cxp)
     p, v, s = p.copy(), v.copy(), s.copy()
-    cupy_kernel.step(p, g, v, s, coefficients(config, config.lr, 7))
+    cupy_kernel.step([p], [g], [v], [s], coefs(config, 7), check=False)
     for a, b in zip((p, v, s), expected):
         assert_bitwise(a.get(), b.get())
 
 
 STEP_INTO_CONFIGS = [AdamConfig(lr=0.1), AdamConfig(lr=0.1, eps_mode="root"), AdamConfig(lr=0.1, eps_mode="hat"),
-                     AdamConfig(lr=0.1, fold_bias_correction=True), AdamConfig(lr=0.1, maximize=True, weight_decay=0.3)]
+                     (AdamConfig(lr=0.1), True), AdamConfig(lr=0.1, maximize=True, weight_decay=0.3)]
 
 
-@pytest.mark.parametrize("config", STEP_INTO_CONFIGS, ids=lambda c: c.eps_mode + ("-fold" if c.fold_bias_correction
-                                                                                 else "-wd" if c.weight_decay else ""))
+@pytest.mark.parametrize("config", STEP_INTO_CONFIGS, ids=["outside", "root", "hat", "fold", "wd"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_numba_step_into_equals_step_and_leaves_its_inputs(config, dtype):
     """The out-of-place loop of the Dask path (kernels.dask_chunks) writes what the in-place step writes."""
@@ -430,11 +435,11 @@ def test_numba_step_into_equals_step_and_leaves_its_inputs(config, dtype):
     s = (rng.normal(size=1000) ** 2).astype(dtype)
     for a in (p, g, v, s):
         a.flags.writeable = False  # Dask hands read-only chunks to tasks; the loop only reads them
-    c = coefficients(config, config.lr_at(7), 7)
+    c = coefs(config, 7)
     out = np.empty((3, 1000), dtype)
     numba_kernel.step_into(p, g, v, s, out, c)
     want = [p.copy(), v.copy(), s.copy()]
-    numba_kernel.step(want[0], g, want[1], want[2], c)
+    numba_kernel.step([want[0]], [g], [want[1]], [want[2]], c, check=False)
     for got, w in zip(out, want):
         assert_bitwise(got, w)
     assert not np.array_equal(out[0], p)  # inputs unchanged, outputs moved

@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 import adam_np
 from adam_np import AdamConfig, AdamState, bias_corrections, init, update, variants
-from adam_np.core.adam import _adam_leaf
+from adam_np.core.adam import adam_step
 
 # ----------------------------------------------------------------------------- plain Adam is unchanged
 
@@ -59,12 +59,12 @@ def test_plain_adam_bit_for_bit_unchanged(dtype, eps_mode, options):
     assert state.s_max is None and state.mu_product == 1.0
 
 
-def test_adam_leaf_keeps_its_signature():
+def test_adam_step_is_the_frozen_copy_for_a_textbook_config():
     import array_api_compat.numpy as xp
 
     x, g = np.array([1.0, 2.0]), np.array([0.5, -1.0])
     z = np.zeros(2)
-    out = _adam_leaf(x, g, z, z, AdamConfig(lr=0.1), 0.1, 1, xp=xp)
+    out = adam_step(x, g, z, z, 1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, xp=xp)
     ref = _adam_leaf_before_variants(x, g, z, z, AdamConfig(lr=0.1), 0.1, 1, xp=xp)
     assert all(np.array_equal(a, b) for a, b in zip(out, ref))
 
@@ -97,12 +97,6 @@ def test_is_plain_adam():
         ({"variant": "adamax", "eps": 0.0}, "eps must be > 0 for variant AdaMax, got 0.0"),
         ({"variant": "adamax", "eps_root": 1e-8}, "eps_root=1e-08 is not defined for variant AdaMax"),
         ({"variant": {"name": "amsgrad", "max": "corrected"}, "eps_mode": "hat"}, "cannot be combined"),
-        ({"variant": "amsgrad", "fold_bias_correction": True},
-         "fold_bias_correction=True applies only to plain Adam, not variant=AMSGrad(max='raw')"),
-        ({"eps_mode": "hat", "fold_bias_correction": True},
-         "fold_bias_correction=True cannot be combined with eps_mode='hat' (folded by definition)"),
-        ({"eps_root": 1e-8, "fold_bias_correction": True},
-         "fold_bias_correction=True cannot be combined with eps_root=1e-08"),
     ],
 )
 def test_bad_variant_options_name_field_and_value(options, message):
@@ -124,22 +118,12 @@ def test_momentum_decay_type_error():
         variants.NAdam(momentum_decay="0.004")
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"amsgrad_max": "corrected"}, "amsgrad_max='corrected' applies only to variant 'amsgrad', not variant='adam'"),
-    ({"variant": "radam", "momentum_decay": 0.1}, "momentum_decay=0.1 applies only to variant 'nadam'"),
-    ({"variant": "adam", "radam_threshold": 6.0}, "radam_threshold=6.0 applies only to variant 'radam'"),
-])
-def test_format1_option_of_another_variant_is_an_error(values, message):
-    with pytest.raises(ValueError, match=message):
-        AdamConfig.from_dict(values)
-
-
-def test_format1_options_move_into_their_variant():
-    """State dicts and checkpoints of format 1 stored variant options as config fields."""
-    old = {"lr": 0.1, "variant": "nadam", "amsgrad_max": "raw", "nadam_schedule": "decay", "momentum_decay": 0.01,
-           "mu_product_dtype": "float32", "radam_threshold": 5.0, "initial_accumulator": 0.0}
-    assert AdamConfig.from_dict(old) == variants.nadam(lr=0.1, momentum_decay=0.01, mu_product_dtype="float32")
-    assert AdamConfig.from_dict({"variant": "yogi", "initial_accumulator": 1e-6}).variant == variants.Yogi(1e-6)
+def test_config_dicts_of_todays_files_load_and_unknown_fields_are_refused():
+    """Files written while fold_bias_correction was a config field still load (it is ignored: a speed switch)."""
+    old = {**AdamConfig(lr=0.1).to_dict(), "fold_bias_correction": False}
+    assert AdamConfig.from_dict(old) == AdamConfig(lr=0.1)
+    with pytest.raises(TypeError, match="amsgrad_max"):
+        AdamConfig.from_dict({"lr": 0.1, "amsgrad_max": "raw"})
 
 
 def test_variant_round_trips_through_to_dict():
@@ -402,3 +386,14 @@ def test_stateful_adam_carries_variant_state(make):
     assert opt.state.mu_product == state.mu_product
     if config.variant_name == "amsgrad":
         assert np.array_equal(opt.state.s_max[0], state.s_max[0])
+
+
+@pytest.mark.parametrize("options, what", [
+    ({"variant": "amsgrad"}, "variant='amsgrad'"), ({"eps_mode": "hat"}, "eps_mode='hat'"),
+    ({"eps_root": 1e-8}, "eps_root=1e-08"),
+])
+def test_fold_bias_correction_applies_to_plain_adam_only(options, what):
+    with pytest.raises(ValueError, match=f"fold_bias_correction=True applies to plain Adam.*{what}"):
+        adam_np.Adam([np.zeros(2)], fold_bias_correction=True, **options)
+    with pytest.raises(ValueError, match="fold_bias_correction=True applies to plain Adam"):
+        update(np.ones(2), init(np.zeros(2)), np.zeros(2), AdamConfig(**options), fold_bias_correction=True)

@@ -17,8 +17,6 @@ from array_api_compat import is_array_api_obj, is_cupy_array, is_dask_array, is_
 __all__ = [
     "array_namespace",
     "backend_name",
-    "BACKENDS",
-    "check_same_backend",
     "device_of",
     "to_numpy",
     "is_writeable",
@@ -90,31 +88,13 @@ def array_namespace(*arrays: Any, name: str = "arrays") -> Any:
     for i, x in enumerate(arrays):
         if not is_array_api_obj(x) or isinstance(x, (int, float, complex, bool)):
             raise TypeError(f"{name}[{i}] must be an array, got {type(x).__name__}: {x!r:.80}")
-    check_same_backend(arrays, name=name)
+    names = [backend_name(x) for x in arrays]
+    if len(set(names)) > 1:
+        raise TypeError(f"{name} mix array libraries: {names}; pass arrays of a single library")
     try:
         return array_api_compat.array_namespace(*arrays)
     except TypeError as exc:  # pragma: no cover - array_api_compat's own wording
         raise TypeError(f"{name} mix array libraries: {exc}") from None
-
-
-def check_same_backend(arrays: Any, name: str = "arrays") -> None:
-    """Raise :class:`TypeError` if ``arrays`` come from more than one array library.
-
-    Parameters
-    ----------
-    arrays : sequence of array
-        The arrays to compare.
-    name : str, optional
-        What the arrays are called in the error message.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> check_same_backend([np.zeros(2), np.ones(2)])
-    """
-    names = [backend_name(x) for x in arrays]
-    if len(set(names)) > 1:
-        raise TypeError(f"{name} mix array libraries: {names}; pass arrays of a single library")
 
 
 def device_of(x: Any) -> Any:
@@ -277,10 +257,6 @@ def _torch_reason(x: Any) -> str | None:
     return _overlap_reason(x.shape, x.stride())
 
 
-BACKENDS = ("numpy", "cupy")
-"""Backends that :func:`namespace_for` can hand out by name."""
-
-
 def namespace_for(backend: str) -> Any:
     """The array-API namespace of a backend named on the command line.
 
@@ -310,7 +286,7 @@ def namespace_for(backend: str) -> Any:
 
         return xp
     if backend != "cupy":
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise ValueError(f"backend must be one of ('numpy', 'cupy'), got {backend!r}")
     try:
         import cupy
     except ImportError as exc:

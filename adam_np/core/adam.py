@@ -14,13 +14,11 @@ Kingma & Ba (2014), Algorithm 1, in the notation of D2L section 7.8. For a gradi
 never mutates its inputs (so it also works for immutable arrays). The stateful,
 in-place :class:`adam_np.Adam` is built on the same functions.
 
-:func:`adam_step` is exactly these four lines on one array, and :func:`update` runs it for a
-textbook config. The variants and options (ε placement, weight decay, ``maximize``, AMSGrad, AdaMax,
-NAdam, RAdam, Yogi: :mod:`adam_np.core.rules`) are assembled from small named pieces below it:
-gradient preprocessing (``_preprocess``), the moments (``_first_moment``, ``_second_moment``),
-AMSGrad's running maximum, the numerator and the denominator with the ε placement, the per-step
-scalars (``_step_scalars``) and ``_apply``; for a plain config they perform the same operations
-in the same order.
+:func:`adam_step` is exactly these four lines on one array; :func:`update` computes the same operations in
+the same order for a plain config. Options and variants enter at named points: gradient preprocessing
+(``maximize``, weight decay), each variant's own rule (:mod:`adam_np.core.rules`: its second moment,
+running maximum, numerator or denominator) and the per-step :class:`Coefficients`, computed by
+:func:`coefficients` for this module and every in-place kernel alike.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ import math
 from typing import Any, NamedTuple
 
 from . import _tree
-from . import rules as _rules
 from ._checks import (
     INT64_MAX,
     _check_devices,
@@ -45,6 +42,7 @@ from ._checks import (
 )
 from ._xp import array_namespace, device_of, is_lazy, is_numpy_array, like_chunks, persist_groups
 from .config import EPS_MODES, NONFINITE_POLICIES, VARIANTS, WEIGHT_DECAY_MODES, AdamConfig
+from .rules import PLAIN, ema
 
 __all__ = [
     "EPS_MODES",
@@ -53,13 +51,21 @@ __all__ = [
     "WEIGHT_DECAY_MODES",
     "AdamConfig",
     "AdamState",
+    "Coefficients",
     "adam_step",
     "all_finite",
     "bias_corrections",
+    "coefficients",
     "init",
-    "is_textbook",
     "update",
 ]
+
+OUTSIDE, ROOT, SCALED, SCALED_ROOT = 0, 1, 2, 3
+r"""The forms of the update (:attr:`Coefficients.form`), :math:`\alpha` its ``step_size``, :math:`b_i = 1-\beta_i^t`:
+``OUTSIDE`` :math:`x - \alpha (v/b_1)/(\sqrt{s/b_2} + \epsilon_t)`;
+``ROOT`` :math:`x - \alpha (v/b_1)/\sqrt{s/b_2 + \epsilon_t}`;
+``SCALED`` :math:`x - \alpha v/(\sqrt{s} + \epsilon_t)` (``eps_mode="hat"``, or ``"outside"`` folded);
+``SCALED_ROOT`` :math:`x - \alpha v/\sqrt{s + \epsilon_t}` (``"root"`` folded)."""
 
 
 def adam_step(x: Any, g: Any, v: Any, s: Any, t: int, *, lr: float, beta1: float, beta2: float, eps: float,
@@ -97,8 +103,8 @@ def adam_step(x: Any, g: Any, v: Any, s: Any, t: int, *, lr: float, beta1: float
     ...           lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, xp=xp)[0]            # x - lr * sign(g)
     array([0.9])
     """
-    v = beta1 * v + (1.0 - beta1) * g
-    s = beta2 * s + (1.0 - beta2) * (g * g)
+    v = ema(v, g, beta1)
+    s = ema(s, g * g, beta2)
     bc1, bc2 = bias_corrections(beta1, beta2, t)
     v_hat, s_hat = v / bc1, s / bc2
     return x - lr * v_hat / (xp.sqrt(s_hat) + eps), v, s
@@ -325,18 +331,20 @@ def _validate_variant_state(state: AdamState, config: AdamConfig, treedef: Any, 
     return s_max
 
 
-def all_finite(arrays: list, *, xp: Any) -> bool:
-    """Whether every element of every array is finite (no NaN, no ±inf).
+def all_finite(arrays: list, *, xp: Any, lazy: bool = False) -> Any:
+    """Whether every element of every array is finite (no NaN, no ±inf): the one finiteness check.
 
     Parameters
     ----------
     arrays : list of array
         Arrays of namespace ``xp``.
     xp : namespace
+    lazy : bool, default False
+        Return the answer as a 0-d boolean array of ``xp`` (Dask: computed with the step it guards).
 
     Returns
     -------
-    bool
+    bool or 0-d array
 
     Examples
     --------
@@ -344,184 +352,128 @@ def all_finite(arrays: list, *, xp: Any) -> bool:
     >>> all_finite([np.ones(2), np.array([1.0, np.inf])], xp=xp)
     False
     """
-    return all(bool(xp.all(xp.isfinite(g))) for g in arrays)
+    if lazy:
+        return xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in arrays]))
+    return all(bool(xp.all(xp.isfinite(a))) for a in arrays)
 
 
-class _Scalars(NamedTuple):
-    """Per-step Python-float coefficients, computed once per :func:`update` (never per element)."""
+class Coefficients(NamedTuple):
+    r"""The per-step scalars of one update, as Python floats: what :func:`update` and every kernel multiply by.
 
-    lr: float
+    The first twelve fields are what the in-place kernels read (in this order); the last four are
+    the variants' (NAdam's :math:`c_g, c_v, \prod\mu`, RAdam's phase). ``bc1, bc2`` are
+    :math:`1-\beta_1^t, 1-\beta_2^t`; ``step_size`` multiplies numerator/denominator: :math:`\eta_t` for the
+    ``OUTSIDE``/``ROOT`` forms, :math:`\alpha_t = \eta_t\sqrt{b_2}/b_1` for the ``SCALED`` forms (times RAdam's
+    :math:`r_t`); ``eps_t`` is ε, or with ``fold_bias_correction`` :math:`\epsilon\sqrt{b_2}` (outside) or
+    :math:`\epsilon b_2` (root), so that the folded update equals the unfolded one in exact arithmetic.
+    """
+
+    form: int
+    maximize: bool
+    weight_decay: float  # L2 (g + wd*x) in the kernels; the pure path reads config.weight_decay_mode
+    beta1: float
+    one_minus_beta1: float
+    beta2: float
+    one_minus_beta2: float
+    lr_t: float
     bc1: float
     bc2: float
-    step_size: float  # what multiplies numerator/denominator
-    nadam_g: float = 0.0  # NAdam: v_hat = nadam_v * v + nadam_g * g
+    step_size: float
+    eps_t: float
+    nadam_g: float = 0.0
     nadam_v: float = 0.0
-    mu_product: float = 1.0  # NAdam's new running product
-    rectified: bool = True  # RAdam: False in the SGD-with-momentum phase (rho_t <= threshold)
-    eps: float | None = None  # the step's epsilon where fold_bias_correction rescales it (None: config.eps)
+    mu_product: float = 1.0
+    rectified: bool = True
 
 
-def _step_scalars(config: AdamConfig, lr: float, step: int, mu_product: float) -> _Scalars:
-    r"""Step size and coefficients of step ``step``: bias corrections, ``eps_hat``'s :math:`\alpha_t`,
-    NAdam's :math:`\mu` schedule, RAdam's rectification :math:`r_t`."""
-    bc1, bc2 = bias_corrections(config.beta1, config.beta2, step)
-    variant = config.variant_name
-    if variant == "nadam":
-        mu_product, c_g, c_v = _rules.nadam_coefficients(config.beta1, config.variant, step, mu_product)
-        step_size = lr * math.sqrt(bc2) if config.eps_mode == "hat" else lr
-        return _Scalars(lr, bc1, bc2, step_size, c_g, c_v, mu_product)
-    rect = 1.0
-    if variant == "radam":
-        rect = _rules.radam_rectification(config.beta2, step, config.variant.threshold)
-        if rect is None:
-            return _Scalars(lr, bc1, bc2, lr, rectified=False)
-    if config.fold_bias_correction:
-        return _Scalars(lr, bc1, bc2, _folded_step_size(lr, bc1, bc2), eps=_folded_eps(config, bc2))
-    if config.eps_mode == "hat":
-        step_size = _folded_step_size(lr, bc1, bc2)
-    else:
-        step_size = lr
-    if variant == "radam":
-        step_size = step_size * rect
-    return _Scalars(lr, bc1, bc2, step_size)
+_FORMS = {"outside": OUTSIDE, "root": ROOT, "hat": SCALED}
 
 
-def _folded_step_size(lr: float, bc1: float, bc2: float) -> float:
-    r""":math:`\alpha_t = \eta_t\sqrt{1-\beta_2^t}/(1-\beta_1^t)`, the step size of ``eps_mode="hat"`` and
-    ``fold_bias_correction`` (one Python-float expression shared with the kernels)."""
-    return lr * math.sqrt(bc2) / bc1
-
-
-def _folded_eps(config: AdamConfig, bc2: float) -> float:
-    r"""The ε of a step with ``fold_bias_correction``: :math:`\epsilon\sqrt{1-\beta_2^t}` (``"outside"``) or
-    :math:`\epsilon(1-\beta_2^t)` (``"root"``), so that :math:`\alpha_t v/(\sqrt{s}+\epsilon_t)` equals
-    :math:`\eta\hat v/(\sqrt{\hat s}+\epsilon)` exactly (and likewise under the root); ``config.eps`` otherwise."""
-    if not config.fold_bias_correction:
-        return config.eps
-    return config.eps * (bc2 if config.eps_mode == "root" else math.sqrt(bc2))
-
-
-def _preprocess(x: Any, g: Any, config: AdamConfig, lr: float) -> tuple[Any, Any]:
-    r"""``maximize`` (:math:`g \leftarrow -g`), then weight decay: L2 (:math:`g \leftarrow g + \lambda x`) or
-    decoupled (:math:`x \leftarrow (1 - \eta_t\lambda)x`, torch ``AdamW``). Returns ``(x, g)``."""
-    if config.maximize:
-        g = -g
-    if config.weight_decay:
-        if config.weight_decay_mode == "decoupled":
-            x = x * (1.0 - lr * config.weight_decay)
-        elif config.weight_decay_mode == "l2":
-            g = g + config.weight_decay * x
-    return x, g  # "decoupled_add" acts in _apply
-
-
-def _first_moment(v: Any, g: Any, beta1: float) -> Any:
-    r""":math:`v_t = \beta_1 v_{t-1} + (1-\beta_1) g_t`."""
-    return beta1 * v + (1.0 - beta1) * g
-
-
-def _second_moment(s: Any, g: Any, config: AdamConfig, *, xp: Any) -> Any:
-    r"""The second-moment rule: :math:`s_t = \beta_2 s_{t-1} + (1-\beta_2) g_t^2` (Adam), AdaMax's
-    infinity norm or Yogi's additive rule (:mod:`adam_np.core.variants`)."""
-    if config.variant_name == "adamax":
-        return _rules.adamax_norm(s, g, config.beta2, config.eps if config.eps_mode == "root" else 0.0, xp=xp)
-    if config.variant_name == "yogi":
-        return _rules.yogi_second_moment(s, g, config.beta2, xp=xp)
-    beta2 = config.beta2
-    return beta2 * s + (1.0 - beta2) * (g * g)
-
-
-def _numerator(v: Any, g: Any, config: AdamConfig, c: _Scalars) -> Any:
-    r"""What the step divides: :math:`\hat v = v/(1-\beta_1^t)`, raw :math:`v` for ``eps_hat`` (the
-    correction is in the step size), or NAdam's :math:`\mu_{t+1}`-weighted Nesterov combination."""
-    if config.variant_name == "nadam":
-        return c.nadam_v * v + c.nadam_g * g
-    if config.eps_mode == "hat" or config.fold_bias_correction:
-        return v
-    return v / c.bc1
-
-
-def _denominator(s: Any, config: AdamConfig, c: _Scalars, *, corrected: bool, xp: Any) -> Any:
-    r"""The ε placement: :math:`\sqrt{\hat s} + \epsilon` (``outside``), :math:`\sqrt{\hat s + \epsilon}`
-    (``root``) or :math:`\sqrt{s} + \hat\epsilon` (``hat``); ``eps_root`` under the root; AdaMax's
-    :math:`u` (+ ε for ``outside``). ``corrected`` says ``s`` is already :math:`\hat s` (optax AMSGrad).
-    With ``fold_bias_correction`` the raw :math:`s` and the step's rescaled ε (:func:`_folded_eps`)."""
-    eps = config.eps if c.eps is None else c.eps
-    if config.variant_name == "adamax":
-        return s + eps if config.eps_mode == "outside" else s
-    if config.eps_mode == "hat" or config.fold_bias_correction:
-        s_hat = s
-    else:
-        s_hat = s if corrected else s / c.bc2
-    if config.eps_root:
-        s_hat = s_hat + config.eps_root
-    if config.eps_mode == "root":
-        return xp.sqrt(s_hat + eps)
-    return xp.sqrt(s_hat) + eps
-
-
-def _leaf_update(x: Any, g: Any, v: Any, s: Any, s_max: Any, config: AdamConfig, c: _Scalars, *, xp: Any):
-    """One step on one array, assembled from the pieces above; returns new ``(x, v, s, s_max)``."""
-    x, g = _preprocess(x, g, config, c.lr)
-    v = _first_moment(v, g, config.beta1)
-    s = _second_moment(s, g, config, xp=xp)
-    if not c.rectified:  # RAdam while rho_t <= threshold: SGD with momentum on the bias-corrected v
-        return _apply(x, v / c.bc1, None, config, c), v, s, s_max
-    s_eff, corrected = s, False
-    if config.variant_name == "amsgrad":
-        s_max, s_eff = _rules.amsgrad_max(s, s_max, c.bc2, config.variant.max, xp=xp)
-        corrected = config.variant.max == "corrected"
-    den = _denominator(s_eff, config, c, corrected=corrected, xp=xp)
-    return _apply(x, _numerator(v, g, config, c), den, config, c), v, s, s_max
-
-
-def _apply(x: Any, num: Any, den: Any, config: AdamConfig, c: _Scalars) -> Any:
-    r""":math:`x - \text{step} \cdot \text{num}/\text{den}` (``den`` None: RAdam's un-rectified
-    :math:`x - \eta\hat v`); with ``decoupled_add`` weight decay optax's :math:`x - \eta(u + \lambda x)`."""
-    if config.weight_decay and config.weight_decay_mode == "decoupled_add":
-        u = num if den is None else (num / den if c.step_size == c.lr else (c.step_size / c.lr) * num / den)
-        return x - c.lr * (u + config.weight_decay * x)
-    if den is None:
-        return x - c.lr * num
-    return x - c.step_size * num / den
-
-
-def _adam_leaf(x: Any, g: Any, v: Any, s: Any, config: AdamConfig, lr: float, step: int, *, xp: Any):
-    """One step of ``config``'s rule on one array without AMSGrad/NAdam state; returns new ``(x, v, s)``.
-
-    For a plain config (:attr:`AdamConfig.is_plain_adam`) these are exactly the operations of
-    Algorithm 1, in this order: ``v = b1*v + (1-b1)*g``, ``s = b2*s + (1-b2)*(g*g)``, then
-    ``x - lr*(v/bc1)/(sqrt(s/bc2) + eps)`` (or ``x - alpha*v/(sqrt(s) + eps)`` for ``eps_hat``, and
-    ``x - alpha*v/(sqrt(s) + eps_t)`` with ``fold_bias_correction``).
-    """
-    if is_textbook(config):
-        return adam_step(x, g, v, s, step, lr=lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps, xp=xp)
-    c = _step_scalars(config, lr, step, 1.0)
-    x, v, s, _ = _leaf_update(x, g, v, s, None, config, c, xp=xp)
-    return x, v, s
-
-
-def is_textbook(config: AdamConfig) -> bool:
-    """Whether ``config`` is Algorithm 1 with nothing added: no variant, ε outside the root, no weight decay,
-    no ``maximize``, no folding; :func:`update` then runs :func:`adam_step`.
+def coefficients(config: AdamConfig, step: int, mu_product: float = 1.0, *,
+                 fold_bias_correction: bool = False) -> Coefficients:
+    r"""The :class:`Coefficients` of step ``step`` (t ≥ 1): the one place they are computed.
 
     Parameters
     ----------
     config : AdamConfig
+    step : int
+        The step :math:`t` being taken (a schedule ``lr`` is evaluated at it).
+    mu_product : float, default 1.0
+        NAdam's :math:`\prod_{i<t}\mu_i` (``state.mu_product``).
+    fold_bias_correction : bool, default False
+        Plain Adam with ``eps_mode`` ``"outside"`` or ``"root"`` only: fold the bias corrections into
+        ``step_size`` and ``eps_t`` (the paper's "more efficient order", §2): one division and one square
+        root per element instead of three divisions, the same update up to rounding.
 
     Returns
     -------
-    bool
+    Coefficients
 
     Examples
     --------
-    >>> is_textbook(AdamConfig(lr=0.01, eps=1e-6)), is_textbook(AdamConfig(eps_mode="hat"))
-    (True, False)
+    >>> c = coefficients(AdamConfig(lr=0.1), 1)
+    >>> c.bc1, c.bc2, c.step_size
+    (0.09999999999999998, 0.0010000000000000009, 0.1)
+    >>> coefficients(AdamConfig(lr=0.1), 1, fold_bias_correction=True).form == SCALED
+    True
     """
-    return (config.variant is None and config.eps_mode == "outside" and not config.weight_decay
-            and not config.maximize and not config.eps_root and not config.fold_bias_correction)
+    lr = config.lr if type(config.lr) is float else config.lr_at(step)
+    beta1, beta2 = config.beta1, config.beta2
+    bc1, bc2 = bias_corrections(beta1, beta2, step)
+    form, step_size, eps = _FORMS[config.eps_mode], lr, config.eps
+    if form == SCALED:
+        step_size = lr * math.sqrt(bc2) / bc1
+    if fold_bias_correction:
+        check_fold(config, fold_bias_correction)
+        step_size = lr * math.sqrt(bc2) / bc1
+        form, eps = (SCALED, eps * math.sqrt(bc2)) if form == OUTSIDE else (SCALED_ROOT, eps * bc2)
+    c = Coefficients(form, config.maximize, config.weight_decay, beta1, 1.0 - beta1, beta2, 1.0 - beta2,
+                     lr, bc1, bc2, step_size, eps, 0.0, 0.0, mu_product, True)
+    return c if config.variant is None else config.variant.coefficients(c, config, step)
 
 
-def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None = None) -> tuple[Any, AdamState]:
+def check_fold(config: AdamConfig, fold_bias_correction: bool) -> None:
+    """Refuse ``fold_bias_correction=True`` for a config it does not apply to (a variant, ``eps_mode="hat"``,
+    ``eps_root``), naming them."""
+    if fold_bias_correction and (not config.is_plain_adam or config.eps_mode == "hat" or config.eps_root):
+        raise ValueError(f"fold_bias_correction=True applies to plain Adam with eps_mode 'outside' or 'root' and no "
+                         f"eps_root, not variant={config.variant_name!r}, eps_mode={config.eps_mode!r}, "
+                         f"eps_root={config.eps_root!r}")
+
+
+def _leaf_update(x: Any, g: Any, v: Any, s: Any, s_max: Any, config: AdamConfig, c: Coefficients, *, xp: Any):
+    """One step on one array: ``maximize``, weight decay, the moments, then the variant's rule; returns new
+    ``(x, v, s, s_max)``. For plain Adam these are :func:`adam_step`'s operations in its order."""
+    rule = config.variant or PLAIN
+    if c.maximize:
+        g = -g
+    if config.weight_decay:
+        if config.weight_decay_mode == "decoupled":  # torch AdamW: x *= 1 - lr*wd, before the moments
+            x = x * (1.0 - c.lr_t * config.weight_decay)
+        elif config.weight_decay_mode == "l2":
+            g = g + config.weight_decay * x
+    v = ema(v, g, c.beta1)
+    s = rule.second_moment(s, g, config, xp=xp)
+    if not c.rectified:  # RAdam while rho_t <= threshold: SGD with momentum on the bias-corrected v
+        return _apply(x, v / c.bc1, None, config, c), v, s, s_max
+    s_max, s_eff, corrected = rule.running_max(s, s_max, c, xp=xp)
+    num = rule.numerator(v, g, c)
+    return _apply(x, num, rule.denominator(s_eff, config, c, corrected=corrected, xp=xp), config, c), v, s, s_max
+
+
+def _apply(x: Any, num: Any, den: Any, config: AdamConfig, c: Coefficients) -> Any:
+    r""":math:`x - \text{step} \cdot \text{num}/\text{den}` (``den`` None: RAdam's un-rectified
+    :math:`x - \eta\hat v`); with ``decoupled_add`` weight decay optax's :math:`x - \eta(u + \lambda x)`."""
+    if config.weight_decay and config.weight_decay_mode == "decoupled_add":
+        u = num if den is None else (num / den if c.step_size == c.lr_t else (c.step_size / c.lr_t) * num / den)
+        return x - c.lr_t * (u + config.weight_decay * x)
+    if den is None:
+        return x - c.lr_t * num
+    return x - c.step_size * num / den
+
+
+def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None = None, *,
+           fold_bias_correction: bool = False) -> tuple[Any, AdamState]:
     r"""One Adam step: new parameters and new state, inputs left untouched.
 
     Parameters
@@ -534,6 +486,8 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         Parameters :math:`x_{t-1}`: NumPy, CuPy, torch, ``array_api_strict``... (one library).
     config : AdamConfig, optional
         Hyper-parameters; ``AdamConfig()`` (torch's defaults) if omitted.
+    fold_bias_correction : bool, default False
+        A speed switch, as for :func:`coefficients` (the same update up to rounding).
 
     Returns
     -------
@@ -590,8 +544,8 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
                                     for k in ("grads", "v", "s")})
     if config.nonfinite != "propagate" and not lazy and not all_finite(leaves.grads, xp=xp):
         return _nonfinite(params, state, config, t)
-    lr = config.lr_at(t)  # only for a step actually taken; still before anything is computed
-    c = _step_scalars(config, lr, t, state.mu_product)
+    # only for a step actually taken; still before anything is computed
+    c = coefficients(config, t, state.mu_product, fold_bias_correction=fold_bias_correction)
     n = len(leaves.params)
     masters = leaves.master if leaves.master is not None else [None] * n
     s_maxes = leaves.s_max
@@ -599,20 +553,15 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         s_maxes = [xp.zeros_like(s) for s in leaves.s]
     elif s_maxes is None:
         s_maxes = [None] * n
-    textbook = is_textbook(config)
     new_p, new_v, new_s, new_m, new_smax = [], [], [], [], []
     for x, g, v, s, m, s_max in zip(leaves.params, leaves.grads, leaves.v, leaves.s, masters, s_maxes):
         # Mixed precision: compute in the wider of the parameter and moment dtypes, on the
-        # master copy when there is one; without casts this is exactly adam_step / _leaf_update.
+        # master copy when there is one; without casts this is exactly _leaf_update.
         dt = xp.result_type(x.dtype, v.dtype)
         x_c = m if m is not None else _cast(x, dt, xp)
         s_max_c = None if s_max is None else _cast(s_max, dt, xp)
         g_c, v_c, s_c = _cast(g, dt, xp), _cast(v, dt, xp), _cast(s, dt, xp)
-        if textbook:
-            x_c, v_c, s_c = adam_step(x_c, g_c, v_c, s_c, t, lr=lr, beta1=config.beta1, beta2=config.beta2,
-                                      eps=config.eps, xp=xp)
-        else:
-            x_c, v_c, s_c, s_max_c = _leaf_update(x_c, g_c, v_c, s_c, s_max_c, config, c, xp=xp)
+        x_c, v_c, s_c, s_max_c = _leaf_update(x_c, g_c, v_c, s_c, s_max_c, config, c, xp=xp)
         new_p.append(_cast(x_c, x.dtype, xp))
         new_v.append(_cast(v_c, v.dtype, xp))
         new_s.append(_cast(s_c, s.dtype, xp))
@@ -627,7 +576,7 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         # One persist computes the step and the finiteness of every gradient chunk and of the new state
         # together; a non-finite chunk anywhere discards the whole step (no partial update across chunks or arrays).
         checked = [*leaves.grads, *(a for arrays in new_arrays.values() for a in arrays)]
-        finite = xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in checked]))
+        finite = all_finite(checked, xp=xp, lazy=True)
         new_p, new_v, new_s, new_m, new_smax, (finite,) = persist_groups(
             [new_p, new_v, new_s, new_m if leaves.master is not None else None, new_smax, [finite]])
         if not bool(finite.compute()):

@@ -15,7 +15,7 @@ from typing import Any
 from . import rules
 from ._checks import _check_lr, _real
 
-__all__ = ["EPS_MODES", "FORMAT1_FIELDS", "NONFINITE_POLICIES", "VARIANTS", "WEIGHT_DECAY_MODES", "AdamConfig"]
+__all__ = ["EPS_MODES", "NONFINITE_POLICIES", "VARIANTS", "WEIGHT_DECAY_MODES", "AdamConfig"]
 
 EPS_MODES = ("outside", "root", "hat")
 """Where ε enters the update: ``"outside"`` (book, torch), ``"root"`` (optax ``eps_root``),
@@ -34,20 +34,6 @@ WEIGHT_DECAY_MODES = ("l2", "decoupled", "decoupled_add")
 ``"decoupled_add"``: :math:`x \\leftarrow x - \\eta(u + \\lambda x)`, :math:`u` the Adam direction (optax)."""
 
 LearningRate = float | Callable[[int], float]
-
-# Fields of format-1 files (state dicts, checkpoints written before the variants held their options),
-# by the variant that owns each and its name there.
-_LEGACY_OPTIONS = {
-    "amsgrad_max": ("amsgrad", "max"),
-    "nadam_schedule": ("nadam", "schedule"),
-    "momentum_decay": ("nadam", "momentum_decay"),
-    "mu_product_dtype": ("nadam", "mu_product_dtype"),
-    "radam_threshold": ("radam", "threshold"),
-    "initial_accumulator": ("yogi", "initial_accumulator"),
-}
-FORMAT1_FIELDS = frozenset(_LEGACY_OPTIONS)
-"""Variant options that format-1 files store as config fields; :meth:`AdamConfig.from_dict` reads them."""
-
 
 def _variant(value: Any) -> rules.Variant | None:
     """``variant`` as an options object (None for plain Adam): a name, a dict from ``to_dict`` or an object."""
@@ -107,14 +93,6 @@ class AdamConfig:
     eps_root : float, default 0.0
         :math:`\epsilon_{root} \ge 0` added under the square root, on top of ``eps`` (optax ``eps_root``):
         :math:`\hat v/(\sqrt{\hat s + \epsilon_{root}} + \epsilon)`.
-    fold_bias_correction : bool, default False
-        Plain Adam only: fold the bias corrections into two per-step scalars, the paper's "more
-        efficient order" (§2), with ε rescaled so that it stays exactly where ``eps_mode`` puts it:
-        :math:`x \mathrel{-}= \alpha_t v/(\sqrt{s} + \epsilon\sqrt{1-\beta_2^t})` (``"outside"``) or
-        :math:`\alpha_t v/\sqrt{s + \epsilon(1-\beta_2^t)}` (``"root"``), :math:`\alpha_t` as for ``"hat"``.
-        The same update in exact arithmetic, one division and one square root per element instead
-        of three divisions; it differs from the default by rounding only (a few ulp of the step, see
-        :mod:`adam_np.verify.oracle`). ``"hat"`` is folded by definition.
 
     Raises
     ------
@@ -150,7 +128,6 @@ class AdamConfig:
     variant: Any = None
     weight_decay_mode: str = "l2"
     eps_root: float = 0.0
-    fold_bias_correction: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -170,22 +147,12 @@ class AdamConfig:
                               ("weight_decay_mode", WEIGHT_DECAY_MODES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("maximize", "fold_bias_correction"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}: "
-                                f"{getattr(self, name)!r}")
+        if not isinstance(self.maximize, bool):
+            raise TypeError(f"maximize must be a bool, got {type(self.maximize).__name__}: {self.maximize!r}")
         set_(self, "variant", _variant(self.variant))
         if self.eps_root and self.eps_mode == "hat":
             raise ValueError(f"eps_root={self.eps_root!r} cannot be combined with eps_mode='hat' (which works on the "
                              "raw s, so eps_root would not sit under s_hat); use eps_mode='outside' with eps_root")
-        if self.fold_bias_correction:
-            if self.variant is not None:
-                raise ValueError(f"fold_bias_correction=True applies only to plain Adam, not variant={self.variant!r}")
-            if self.eps_mode == "hat" or self.eps_root:
-                what = "eps_mode='hat' (folded by definition)" if self.eps_mode == "hat" \
-                    else f"eps_root={self.eps_root!r}"
-                raise ValueError(f"fold_bias_correction=True cannot be combined with {what}; use eps_mode='outside' "
-                                 "or 'root'")
         if self.variant is not None:
             self.variant.check(self)
         if self.eps == 0.0 and self.eps_root == 0.0:
@@ -283,17 +250,13 @@ class AdamConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> AdamConfig:
-        """The config of :meth:`to_dict`'s dict; also reads the flat layout of format-1 files.
-
-        Format-1 state dicts and checkpoints stored each variant option as a config field
-        (``amsgrad_max``, ``nadam_schedule``, ``momentum_decay``, ``mu_product_dtype``,
-        ``radam_threshold``, ``initial_accumulator``) beside ``variant="<name>"``; those are moved
-        into the variant's options object. Such a field set away from its default for another
-        variant is an error, as it was then.
+        """The config of :meth:`to_dict`'s dict.
 
         Parameters
         ----------
         values : dict
+            A ``fold_bias_correction`` key (files written before it became an argument of
+            :class:`adam_np.Adam`) is ignored: it changes the rounding, not the math.
 
         Returns
         -------
@@ -306,30 +269,10 @@ class AdamConfig:
 
         Examples
         --------
-        >>> AdamConfig.from_dict({"lr": 0.1, "variant": "nadam", "nadam_schedule": "constant"}).variant
-        NAdam(schedule='constant', momentum_decay=0.004, mu_product_dtype='float64')
         >>> AdamConfig.from_dict(AdamConfig(lr=0.1).to_dict()) == AdamConfig(lr=0.1)
         True
         """
         if not isinstance(values, dict):
             raise TypeError(f"config must be a dict, got {type(values).__name__}")
-        values = dict(values)
-        legacy = {k: values.pop(k) for k in list(values) if k in _LEGACY_OPTIONS}
-        if legacy:
-            name = values.get("variant") or "adam"
-            if not isinstance(name, str):
-                raise ValueError(f"variant must be a name beside the format-1 fields {sorted(legacy)}, got {name!r}")
-            options = {}
-            for key, value in legacy.items():
-                owner, option = _LEGACY_OPTIONS[key]
-                if owner == name:
-                    options[option] = value
-                elif value != _legacy_default(owner, option):
-                    raise ValueError(f"{key}={value!r} applies only to variant {owner!r}, not variant={name!r}")
-            if name in rules.SPECS:
-                values["variant"] = rules.SPECS[name](**options)
+        values = {k: v for k, v in values.items() if k != "fold_bias_correction"}
         return cls(**values)
-
-
-def _legacy_default(owner: str, option: str) -> Any:
-    return next(f.default for f in fields(rules.SPECS[owner]) if f.name == option)

@@ -31,6 +31,7 @@ __all__ = [
     "Variant",
     "Yogi",
     "adamax_norm",
+    "ema",
     "amsgrad_max",
     "nadam_coefficients",
     "nadam_mu",
@@ -72,6 +73,31 @@ class Variant:
         ValueError
             Naming the field and the value.
         """
+
+    # The rule's pieces; plain Adam (:data:`PLAIN`) is this base class, each variant overrides its own.
+    def coefficients(self, c: Any, config: Any, step: int) -> Any:
+        """The step's :class:`~adam_np.core.adam.Coefficients` with this rule's scalars (NAdam, RAdam)."""
+        return c
+
+    def second_moment(self, s: Any, g: Any, config: Any, *, xp: Any) -> Any:
+        r""":math:`s_t = \beta_2 s_{t-1} + (1-\beta_2) g_t^2` (AdaMax and Yogi change it)."""
+        return ema(s, g * g, config.beta2)
+
+    def running_max(self, s: Any, s_max: Any, c: Any, *, xp: Any) -> tuple[Any, Any, bool]:
+        """``(new s_max, s for the denominator, whether that s is already bias-corrected)`` (AMSGrad)."""
+        return s_max, s, False
+
+    def numerator(self, v: Any, g: Any, c: Any) -> Any:
+        r""":math:`\hat v = v/(1-\beta_1^t)`, raw :math:`v` for the scaled forms (NAdam changes it)."""
+        return v if c.form >= 2 else v / c.bc1  # 2, 3: core.adam.SCALED, SCALED_ROOT
+
+    def denominator(self, s: Any, config: Any, c: Any, *, corrected: bool, xp: Any) -> Any:
+        r"""The ε placement: :math:`\sqrt{\hat s} + \epsilon_t`, :math:`\sqrt{\hat s + \epsilon_t}` (root forms), on
+        the raw :math:`s` for the scaled forms; ``eps_root`` under the root (AdaMax changes it)."""
+        s_hat = s if (c.form >= 2 or corrected) else s / c.bc2
+        if config.eps_root:
+            s_hat = s_hat + config.eps_root
+        return xp.sqrt(s_hat + c.eps_t) if c.form in (1, 3) else xp.sqrt(s_hat) + c.eps_t
 
     def to_dict(self) -> dict:
         """The name and the options as a JSON-friendly dict (what :meth:`AdamConfig.to_dict` stores).
@@ -120,6 +146,10 @@ class AMSGrad(Variant):
             raise ValueError("eps_mode='hat' needs the raw second moment, so it cannot be combined with "
                              "AMSGrad(max='corrected'); use AMSGrad(max='raw')")
 
+    def running_max(self, s: Any, s_max: Any, c: Any, *, xp: Any) -> tuple[Any, Any, bool]:  # noqa: D102
+        s_max, _ = amsgrad_max(s, s_max, c.bc2, self.max, xp=xp)
+        return s_max, s_max, self.max == "corrected"
+
 
 @dataclass(frozen=True)
 class AdaMax(Variant):
@@ -143,6 +173,12 @@ class AdaMax(Variant):
         if config.eps == 0.0:
             raise ValueError("eps must be > 0 for variant AdaMax, got 0.0: u stays 0 until a nonzero gradient "
                              "arrives, and v/u would be 0/0")
+
+    def second_moment(self, s: Any, g: Any, config: Any, *, xp: Any) -> Any:  # noqa: D102
+        return adamax_norm(s, g, config.beta2, config.eps if config.eps_mode == "root" else 0.0, xp=xp)
+
+    def denominator(self, s: Any, config: Any, c: Any, *, corrected: bool, xp: Any) -> Any:  # noqa: D102
+        return s + c.eps_t if config.eps_mode == "outside" else s
 
 
 @dataclass(frozen=True)
@@ -185,6 +221,14 @@ class NAdam(Variant):
                     raise ValueError(f"NAdam.{f.name}={getattr(self, f.name)!r} has no effect with schedule='constant' "
                                      f"(mu_t = beta1); leave it at its default {f.default!r} or use schedule='decay'")
 
+    def coefficients(self, c: Any, config: Any, step: int) -> Any:  # noqa: D102
+        mu_product, c_g, c_v = nadam_coefficients(config.beta1, self, step, c.mu_product)
+        step_size = c.lr_t * math.sqrt(c.bc2) if config.eps_mode == "hat" else c.lr_t
+        return c._replace(step_size=step_size, nadam_g=c_g, nadam_v=c_v, mu_product=mu_product)
+
+    def numerator(self, v: Any, g: Any, c: Any) -> Any:  # noqa: D102
+        return c.nadam_v * v + c.nadam_g * g
+
 
 @dataclass(frozen=True)
 class RAdam(Variant):
@@ -212,6 +256,10 @@ class RAdam(Variant):
             raise ValueError(f"RAdam.threshold must be >= 4 (the rectification needs rho_t > 4), got {threshold!r}")
         object.__setattr__(self, "threshold", threshold)
 
+    def coefficients(self, c: Any, config: Any, step: int) -> Any:  # noqa: D102
+        rect = radam_rectification(config.beta2, step, self.threshold)
+        return c._replace(rectified=False) if rect is None else c._replace(step_size=c.step_size * rect)
+
 
 @dataclass(frozen=True)
 class Yogi(Variant):
@@ -238,9 +286,26 @@ class Yogi(Variant):
             raise ValueError(f"Yogi.initial_accumulator must be >= 0, got {value!r}")
         object.__setattr__(self, "initial_accumulator", value)
 
+    def second_moment(self, s: Any, g: Any, config: Any, *, xp: Any) -> Any:  # noqa: D102
+        return yogi_second_moment(s, g, config.beta2, xp=xp)
+
 
 SPECS: dict[str, type[Variant]] = {cls.name: cls for cls in (AMSGrad, AdaMax, NAdam, RAdam, Yogi)}
 """The variants by name (``AdamConfig(variant="nadam")`` is ``AdamConfig(variant=NAdam())``)."""
+
+PLAIN = Variant()
+"""Plain Adam's rule: the base pieces (``AdamConfig.variant`` is None)."""
+
+
+def ema(m: Any, x: Any, beta: float) -> Any:
+    r"""The moment update :math:`\beta m + (1-\beta) x` (arrays or floats), shared by Adam and every variant.
+
+    Examples
+    --------
+    >>> ema(1.0, 3.0, 0.5)
+    2.0
+    """
+    return beta * m + (1.0 - beta) * x
 
 
 # --------------------------------------------------------------------------- array rules

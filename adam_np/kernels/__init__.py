@@ -1,8 +1,9 @@
-"""In-place Adam step kernels for contiguous NumPy arrays and for CuPy arrays.
+"""In-place Adam step kernels: one module per backend, each with ``step(ps, gs, vs, ss, c, *, check)`` and ``DTYPES``.
 
-Each backend module offers ``step(p, g, v, s, c)`` (one Adam step, in place, on flat arrays of
-one dtype), ``all_finite(g)`` and ``DTYPES``, and computes exactly what the pure
-:func:`adam_np.update` computes (tests check it bit for bit):
+``step`` updates each ``(p, v, s)`` in place with the :class:`adam_np.core.adam.Coefficients` ``c`` of
+:func:`adam_np.core.adam.coefficients`, all or nothing (with ``check``, a step that would make a value NaN or
+±inf writes nothing and returns False), computing bit for bit what :func:`adam_np.core.adam.adam_step` and
+:func:`adam_np.update` compute (tested):
 
 - ``"numpy"`` (:mod:`~adam_np.kernels.numpy_kernel`): cache-sized chunks with preallocated
   scratch, spread over a small thread pool; always available.
@@ -10,9 +11,8 @@ one dtype), ``all_finite(g)`` and ``DTYPES``, and computes exactly what the pure
   optional ``numba`` extra, compiled on first use and cached.
 - ``"cupy"`` (:mod:`~adam_np.kernels.cupy_kernel`): one ``cupy.ElementwiseKernel`` launch.
 
-``backend="auto"`` picks cupy for CuPy arrays, else numba when it is installed, else numpy.
-Only configs for which :func:`supports` is true run on a kernel; :class:`adam_np.Adam` falls
-back to :func:`adam_np.update` for the others.
+``backend="auto"`` picks cupy for CuPy arrays, else numba when it is installed, else numpy. A kernel runs
+a config exactly when :attr:`adam_np.AdamConfig.is_plain_adam` holds; :class:`adam_np.Adam` decides the path.
 """
 
 from __future__ import annotations
@@ -21,21 +21,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-from ._common import KERNEL_FIELDS, Coefficients, Constants, coefficients, constants, supports, unsupported_fields
-
-__all__ = [
-    "BACKENDS",
-    "KERNEL_FIELDS",
-    "Coefficients",
-    "Constants",
-    "available_backends",
-    "coefficients",
-    "constants",
-    "get_kernel",
-    "resolve_backend",
-    "supports",
-    "unsupported_fields",
-]
+__all__ = ["BACKENDS", "available_backends", "get_kernel", "resolve_backend"]
 
 BACKENDS = ("auto", "numpy", "numba", "cupy")
 """Accepted values of ``backend``."""
@@ -116,7 +102,7 @@ def get_kernel(backend: str) -> ModuleType:
     Returns
     -------
     module
-        With ``step``, ``all_finite`` and ``DTYPES``.
+        With ``step`` and ``DTYPES``.
 
     Examples
     --------

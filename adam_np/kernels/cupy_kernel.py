@@ -1,15 +1,11 @@
 r"""The CuPy kernel: one ``cupy.ElementwiseKernel`` launch per array and step, updating p, v, s together.
 
-The kernel body is the scalar form of :func:`adam_np.core.adam._adam_leaf`, in the compute type
-``C`` (``float`` for float16 and float32 parameters, ``double`` for float64); the per-step
-coefficients enter as scalars of that type and the parameters, moments and gradient are
-converted on load and store (float16 parameters are computed in float32, as Chainer does).
-It is compiled with ``--fmad=false`` so that NVRTC does not contract ``a*b + c`` into an FMA:
-with CUDA's correctly rounded ``sqrt`` and ``/`` the float32/float64 result is then
-bit-for-bit that of :func:`adam_np.update` on the same CuPy arrays. A float16 result equals the
-float32 pure update rounded once to float16.
-
-CuPy is imported lazily, on the first call, so this module imports (and lints) without it.
+The kernel body is :func:`adam_np.core.adam.adam_step` in scalar form, in the compute type ``C``
+(``float`` for float16 and float32 parameters, ``double`` for float64); the coefficients enter as scalars
+of that type and the arrays are converted on load and store (float16 parameters are computed in float32,
+as Chainer does). Compiled with ``--fmad=false`` so that NVRTC does not contract ``a*b + c`` into an FMA:
+with CUDA's correctly rounded ``sqrt`` and ``/`` the float32/float64 result is bit-for-bit that of
+:func:`adam_np.update` on the same CuPy arrays. CuPy is imported on the first launch.
 """
 
 from __future__ import annotations
@@ -18,51 +14,53 @@ from typing import Any
 
 import numpy as np
 
-from ._common import Coefficients
+from ..core.adam import ROOT, SCALED, SCALED_ROOT, Coefficients
 
-__all__ = ["DTYPES", "OPERATION", "all_finite", "compute_dtype", "finite_step_many", "prepare", "step", "step_many"]
+__all__ = ["DTYPES", "OPERATION", "compute_dtype", "step"]
 
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 """The parameter dtypes this kernel updates."""
+
+_PREAMBLE = f"#define FORM_ROOT {ROOT}\n#define FORM_SCALED {SCALED}\n#define FORM_SCALED_ROOT {SCALED_ROOT}\n"
 
 OPERATION = """
 C x = (C)p;
 C gi = (C)g;
 if (maximize) gi = -gi;
-if (decay) gi = gi + wd * x;
-C vi = b1 * (C)v + omb1 * gi;
-C si = b2 * (C)s + omb2 * (gi * gi);
+if (l2) gi = gi + weight_decay * x;
+C vi = beta1 * (C)v + one_minus_beta1 * gi;
+C si = beta2 * (C)s + one_minus_beta2 * (gi * gi);
 v = (P)vi;
 s = (P)si;
 C upd;
-if (mode == 2) {
-    upd = alpha * vi / (sqrt(si) + eps);
-} else if (mode == 3) {
-    upd = alpha * vi / sqrt(si + eps);
-} else if (mode == 1) {
-    upd = lr * (vi / bc1) / sqrt(si / bc2 + eps);
+if (form == FORM_SCALED) {
+    upd = step_size * vi / (sqrt(si) + eps_t);
+} else if (form == FORM_SCALED_ROOT) {
+    upd = step_size * vi / sqrt(si + eps_t);
+} else if (form == FORM_ROOT) {
+    upd = step_size * (vi / bc1) / sqrt(si / bc2 + eps_t);
 } else {
-    upd = lr * (vi / bc1) / (sqrt(si / bc2) + eps);
+    upd = step_size * (vi / bc1) / (sqrt(si / bc2) + eps_t);
 }
 p = (P)(x - upd);
 """
 """The CUDA C body, one element: ``P`` is the parameter type, ``C`` the compute type."""
 
-_SCALARS = ("wd", "b1", "omb1", "b2", "omb2", "lr", "bc1", "bc2", "alpha", "eps")
+_SCALARS = ("weight_decay", "beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "lr_t", "bc1", "bc2",
+            "step_size", "eps_t")  # Coefficients[2:12]
+_FLAGS = ("form", "maximize", "l2")
 _C_NAMES = {"float32": "float", "float64": "double"}
-_kernels: dict[str, Any] = {}
-_checks: dict[str, Any] = {}
+_kernels: dict[tuple, Any] = {}
 
 _CHECK = """
 template <typename P>
-__device__ int adam_np_bad(P p, P g, P v, P s, C wd, C b1, C omb1, C b2, C omb2, C lr, C bc1, C bc2, C alpha,
-                           C eps, int mode, int maximize, int decay) {
+__device__ int adam_np_bad(P p, P g, P v, P s, """ + ", ".join(f"C {n}" for n in _SCALARS) + """,
+                           int form, int maximize, int l2) {
 """ + OPERATION + """
     return !(isfinite((C)p) && isfinite((C)v) && isfinite((C)s));
 }
 """
-"""The check of :func:`finite_step_many`: :data:`OPERATION` on copies of one element (p, v, s are passed by
-value, so its stores stay local), 1 when the values it would store are not all finite."""
+"""The check: :data:`OPERATION` on copies of one element (passed by value, so its stores stay local)."""
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -84,167 +82,66 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
-def _kernel(compute: np.dtype) -> Any:
-    """The ElementwiseKernel for compute dtype ``compute`` (built once, compiled by CuPy on first launch)."""
-    kernel = _kernels.get(compute.name)
-    if kernel is None:
+def _kernel(compute: np.dtype, check: bool) -> Any:
+    """The step's ElementwiseKernel, or the check's ReductionKernel, for ``compute`` (built once)."""
+    key = (compute.name, check)
+    if key not in _kernels:
         import cupy
 
-        in_params = ", ".join(["P g"] + [f"{compute.name} {name}" for name in _SCALARS]
-                              + ["int32 mode", "int32 maximize", "int32 decay"])
-        kernel = _kernels[compute.name] = cupy.ElementwiseKernel(
-            in_params, "P p, P v, P s", f"typedef {_C_NAMES[compute.name]} C;\n" + OPERATION,
-            name=f"adam_np_step_{compute.name}", options=("--fmad=false",), no_return=True,
-        )
-    return kernel
+        scalars = [f"{compute.name} {name}" for name in _SCALARS] + [f"int32 {name}" for name in _FLAGS]
+        preamble = _PREAMBLE + f"typedef {_C_NAMES[compute.name]} C;\n"
+        if check:
+            _kernels[key] = cupy.ReductionKernel(
+                ", ".join(["P p, P g, P v, P s", *scalars]), "int32 bad",
+                "adam_np_bad(p, g, v, s, " + ", ".join(_SCALARS + _FLAGS) + ")", "max(a, b)", "bad = a", "0",
+                name=f"adam_np_check_{compute.name}", preamble=preamble + _CHECK, options=("--fmad=false",))
+        else:
+            _kernels[key] = cupy.ElementwiseKernel(
+                ", ".join(["P g", *scalars]), "P p, P v, P s", OPERATION, name=f"adam_np_step_{compute.name}",
+                preamble=preamble, options=("--fmad=false",), no_return=True)
+    return _kernels[key]
 
 
-def _check_kernel(compute: np.dtype) -> Any:
-    """The ReductionKernel of :func:`finite_step_many` for compute dtype ``compute`` (built once)."""
-    kernel = _checks.get(compute.name)
-    if kernel is None:
-        import cupy
-
-        in_params = ", ".join(["P p, P g, P v, P s"] + [f"{compute.name} {name}" for name in _SCALARS]
-                              + ["int32 mode", "int32 maximize", "int32 decay"])
-        kernel = _checks[compute.name] = cupy.ReductionKernel(
-            in_params, "int32 bad", "adam_np_bad(p, g, v, s, " + ", ".join(_SCALARS) + ", mode, maximize, decay)",
-            "max(a, b)", "bad = a", "0", name=f"adam_np_check_{compute.name}",
-            preamble=f"typedef {_C_NAMES[compute.name]} C;\n" + _CHECK, options=("--fmad=false",),
-        )
-    return kernel
+def _args(c: Coefficients, dtype: np.dtype) -> list:
+    compute = compute_dtype(dtype)
+    return [*(compute.type(f) for f in c[2:12]), np.int32(c.form), np.int32(c.maximize),
+            np.int32(c.weight_decay != 0.0)]
 
 
-def finite_step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: Any = None) -> bool:
-    """Whether :func:`step_many` would leave every ``p``, ``v``, ``s`` finite: one reduction per array that
-    computes the step's values (:data:`OPERATION`) and writes nothing; synchronises the device.
+def step(ps: list, gs: list, vs: list, ss: list, c: Coefficients, *, check: bool = True) -> bool:
+    """One Adam step in place on each ``(ps[i], gs[i], vs[i], ss[i])`` (one launch per array); all or nothing.
 
-    A non-finite gradient makes the new ``v`` non-finite, so this checks the gradients too.
+    Tested bit for bit against :func:`adam_np.core.adam.adam_step` and :func:`adam_np.update` (GPU tests).
 
     Parameters
     ----------
     ps, gs, vs, ss : list of cupy.ndarray
+        One shape and a dtype of :data:`DTYPES` per ``i``; ``p``, ``v``, ``s`` are overwritten.
     c : Coefficients
-    work : None
-        Unused.
+        From :func:`adam_np.core.adam.coefficients`; rounded to the compute type here.
+    check : bool, default True
+        First one reduction per array computes the step without writing; if any new value would be
+        NaN or ±inf, write nothing and return False (synchronises the device).
 
     Returns
     -------
     bool
+        Whether the step was written.
 
     Examples
     --------
-    With no arrays there is nothing to check (and no device is needed):
+    With no arrays nothing is launched (and no device is needed):
 
     >>> from adam_np import AdamConfig
-    >>> from adam_np.kernels import coefficients
-    >>> finite_step_many([], [], [], [], coefficients(AdamConfig(), 0.5, 1))
+    >>> from adam_np.core.adam import coefficients
+    >>> step([], [], [], [], coefficients(AdamConfig(), 1))
     True
     """
-    k = c.constants
-    flags = [np.int32(k.mode), np.int32(k.maximize), np.int32(k.weight_decay != 0.0)]
-    bad = []
+    if check:
+        bad = [_kernel(compute_dtype(p.dtype), True)(p, g, v, s, *_args(c, p.dtype))
+               for p, g, v, s in zip(ps, gs, vs, ss)]
+        if any(int(b) for b in bad):
+            return False
     for p, g, v, s in zip(ps, gs, vs, ss):
-        compute = compute_dtype(p.dtype)
-        bad.append(_check_kernel(compute)(p, g, v, s, *[compute.type(f) for f in c.floats()], *flags))
-    return not any(int(b) for b in bad)
-
-
-def step(p: Any, g: Any, v: Any, s: Any, c: Coefficients) -> None:
-    """One Adam step in place on CuPy arrays of one shape and one dtype in :data:`DTYPES`.
-
-    Parameters
-    ----------
-    p, g, v, s : cupy.ndarray
-        Parameters, gradient, first and second moment; ``p``, ``v``, ``s`` are overwritten
-        by one kernel launch. ``g`` may be one of them (the same elements), but must not partially overlap them.
-    c : Coefficients
-        From :func:`adam_np.kernels.coefficients`; rounded to the compute type here.
-
-    Examples
-    --------
-    On a CUDA device (the GPU tests run this)::
-
-        import cupy as cp
-        p, v, s = cp.array([1.0, -2.0]), cp.zeros(2), cp.zeros(2)
-        step(p, cp.array([0.5, -4.0]), v, s, coefficients(AdamConfig(), 0.1, 1))
-        # p: array([ 0.9, -1.9])
-
-    The scalars it passes for float32 parameters:
-
-    >>> from adam_np import AdamConfig
-    >>> from adam_np.kernels import coefficients
-    >>> c = coefficients(AdamConfig(), 0.1, 1)
-    >>> [compute_dtype(np.dtype("float32")).type(f) for f in c.floats()][5]
-    np.float32(0.1)
-    """
-    compute = compute_dtype(p.dtype)
-    scalars = [compute.type(f) for f in c.floats()]
-    k = c.constants
-    flags = [np.int32(k.mode), np.int32(k.maximize), np.int32(k.weight_decay != 0.0)]
-    _kernel(compute)(g, *scalars, *flags, p, v, s)
-
-
-def prepare(k: Any) -> None:
-    """No per-optimizer work array is needed here (see :func:`adam_np.kernels.numba_kernel.prepare`).
-
-    Parameters
-    ----------
-    k : Constants
-
-    Examples
-    --------
-    >>> prepare(None) is None
-    True
-    """
-    return None
-
-
-def step_many(ps: list, gs: list, vs: list, ss: list, c: Coefficients, work: Any = None) -> None:
-    """:func:`step` on each ``(ps[i], gs[i], vs[i], ss[i])``: one launch per array.
-
-    Parameters
-    ----------
-    ps, gs, vs, ss : list of cupy.ndarray
-    c : Coefficients
-    work : None
-        Unused (accepted for a uniform interface).
-
-    Examples
-    --------
-    On a CUDA device::
-
-        ps = [cp.ones(2)]
-        step_many(ps, ps, [cp.zeros(2)], [cp.zeros(2)], coefficients(AdamConfig(), 0.5, 1))
-        # ps: [array([0.5, 0.5])]
-
-    With no arrays it launches nothing (and needs no device):
-
-    >>> from adam_np import AdamConfig
-    >>> from adam_np.kernels import coefficients
-    >>> step_many([], [], [], [], coefficients(AdamConfig(), 0.5, 1))
-    """
-    for p, g, v, s in zip(ps, gs, vs, ss):
-        step(p, g, v, s, c)
-
-
-def all_finite(g: Any) -> bool:
-    """Whether a CuPy array holds no NaN and no ±inf (one reduction; synchronises the device).
-
-    Parameters
-    ----------
-    g : cupy.ndarray
-
-    Returns
-    -------
-    bool
-
-    Examples
-    --------
-    On a CUDA device::
-
-        all_finite(cp.array([1.0, cp.nan]))  # False
-    """
-    import cupy
-
-    return bool(cupy.isfinite(g).all())
+        _kernel(compute_dtype(p.dtype), False)(g, *_args(c, p.dtype), p, v, s)
+    return True

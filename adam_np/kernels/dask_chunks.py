@@ -6,58 +6,19 @@ read p, g, v, s, write the block), with the NumPy kernel in place on a copy; ``p
 result are views of that block. What the kernel computes is what
 :func:`adam_np.update` computes, bit for bit (tested), so this is the same step as ``update`` on the
 same Dask arrays, in one fused pass per chunk instead of a dozen NumPy temporaries.
-:class:`adam_np.Adam` uses it for Dask arrays where :func:`usable` says so, else :func:`adam_np.update`.
+:class:`adam_np.Adam` uses it for Dask arrays of a plain-Adam config, else :func:`adam_np.update`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from ..core.adam import Coefficients
 from . import get_kernel
-from ._common import Coefficients, supports
 
-__all__ = ["all_finite", "step", "usable"]
-
-
-def usable(params: list, state: Any, config: Any, backend: str | None) -> bool:
-    """Whether :func:`step` computes ``config``'s step for these Dask arrays (else use :func:`adam_np.update`).
-
-    Parameters
-    ----------
-    params : list of dask.array.Array
-    state : AdamState
-    config : AdamConfig
-    backend : str or None
-        A concrete NumPy-array backend (``"numba"``, ``"numpy"``) or None.
-
-    Returns
-    -------
-    bool
-        True for kernel-supported configs on NumPy-chunked float32/float64 arrays with moments of the
-        same dtype and chunks, without a master copy or AMSGrad state.
-
-    Examples
-    --------
-    >>> import dask.array as da
-    >>> from adam_np import AdamConfig, init
-    >>> x = da.zeros(4, chunks=2)
-    >>> usable([x], init([x]), AdamConfig(), "numpy"), usable([x], init([x]), AdamConfig(variant="yogi"), "numpy")
-    (True, False)
-    """
-    if backend not in ("numba", "numpy") or not supports(config) or state.master is not None:
-        return False
-    if state.s_max is not None:
-        return False
-    for x, v, s in zip(params, state.v, state.s):
-        if not isinstance(x._meta, np.ndarray) or x.ndim == 0 or x.dtype not in (np.float32, np.float64):
-            return False
-        if not (x.dtype == v.dtype == s.dtype and x.chunks == v.chunks == s.chunks):
-            return False
-    return True
+__all__ = ["step"]
 
 
 def _chunk_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: Coefficients,
@@ -71,12 +32,8 @@ def _chunk_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: C
         get_kernel(backend).step_into(p, g, v, s, flat, c)
     else:
         flat[0], flat[1], flat[2] = p, v, s
-        get_kernel(backend).step(flat[0], g, flat[1], flat[2], c)
+        get_kernel(backend).step([flat[0]], [g], [flat[1]], [flat[2]], c, check=False)
     return out
-
-
-def _chunk_finite(g: np.ndarray, backend: str) -> np.ndarray:
-    return np.array(get_kernel(backend).all_finite(np.ascontiguousarray(g).reshape(-1))).reshape((1,) * g.ndim)
 
 
 def step(params: list, grads: list, v: list, s: list, c: Coefficients, backend: str, *,
@@ -88,7 +45,7 @@ def step(params: list, grads: list, v: list, s: list, c: Coefficients, backend: 
     params, grads, v, s : list of dask.array.Array
         Aligned, equal shapes, chunks and dtypes (grads are rechunked to the parameters' chunks).
     c : Coefficients
-        From :func:`adam_np.kernels.coefficients` for the step taken.
+        From :func:`adam_np.core.adam.coefficients` for the step taken.
     backend : {"numba", "numpy"}
     owner : str, optional
         A token mixed into the new arrays' keys (:class:`adam_np.Adam` passes one per optimizer), so that two
@@ -103,9 +60,9 @@ def step(params: list, grads: list, v: list, s: list, c: Coefficients, backend: 
     --------
     >>> import dask.array as da, numpy as np
     >>> from adam_np import AdamConfig
-    >>> from adam_np.kernels import coefficients
+    >>> from adam_np.core.adam import coefficients
     >>> (p,), (v,), (s,) = step([da.ones(4, chunks=2)], [da.ones(4, chunks=2)], [da.zeros(4, chunks=2)],
-    ...                         [da.zeros(4, chunks=2)], coefficients(AdamConfig(), 0.1, 1), "numpy")
+    ...                         [da.zeros(4, chunks=2)], coefficients(AdamConfig(lr=0.1), 1), "numpy")
     >>> p.compute()
     array([0.9, 0.9, 0.9, 0.9])
     """
@@ -119,26 +76,3 @@ def step(params: list, grads: list, v: list, s: list, c: Coefficients, backend: 
         new_v.append(block[1])
         new_s.append(block[2])
     return new_p, new_v, new_s
-
-
-def all_finite(grads: list, backend: str) -> da.Array:
-    """A lazy 0-d boolean: every element of every gradient is finite (the kernel's check, per chunk).
-
-    Parameters
-    ----------
-    grads : list of dask.array.Array
-    backend : {"numba", "numpy"}
-
-    Returns
-    -------
-    dask.array.Array
-
-    Examples
-    --------
-    >>> import dask.array as da, numpy as np
-    >>> bool(all_finite([da.from_array(np.array([1.0, np.inf]), chunks=1)], "numpy").compute())
-    False
-    """
-    flags = [da.map_blocks(_chunk_finite, g, backend, chunks=tuple((1,) * len(c) for c in g.chunks), dtype=bool,
-                           meta=np.empty((0,) * g.ndim, bool)).all() for g in grads]
-    return da.stack(flags).all()
