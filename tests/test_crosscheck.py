@@ -75,12 +75,13 @@ def test_nothing_to_compare(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--steps", "0"], "steps must be an int >= 1, got 0"),
-    (["--size", "-3"], "n must be an int >= 1, got -3"),
+    (["--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
+    (["--size", "-3"], "argument --size: expected an integer >= 1, got '-3'"),
 ])
 def test_bad_arguments(argv, message, capsys):
-    assert main(["crosscheck", *argv]) == 2
-    assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["crosscheck", *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_bad_choices_exit_2():

@@ -142,12 +142,10 @@ def test_repr_says_what_the_optimizer_holds():
 OVERFLOWS = [(np.float16, 300.0), (np.float32, 1e20), (np.float64, 1e160)]  # g*g beyond the dtype's largest
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("dtype, big", OVERFLOWS)
+@pytest.mark.parametrize("path, dtype, big", [(path, dtype, big) for path in PATHS for dtype, big in OVERFLOWS
+                                              if not (path == "numba" and dtype == np.float16)])  # no float16 loop
 def test_state_overflow_raises_and_changes_nothing(path, dtype, big):
     # Before: s became inf and the parameter froze for good, silently, even under nonfinite="raise".
-    if path == "numba" and dtype == np.float16:
-        pytest.skip("numba has no float16 loop (auto takes the NumPy kernel)")
     x = param(path, [1.0, 2.0, 3.0], dtype)
     opt = optimizer(path, [np.ones(2, dtype), x], lr=0.1, moment_dtype=dtype)
     opt.step([np.ones(2, dtype), np.ones(3, dtype)])

@@ -72,7 +72,7 @@ FIELD_OK = {
     "lr": lambda v: callable(v) or _real_ok(v, 0.0, lo_open=True),
     "beta1": lambda v: _real_ok(v, 0.0, 1.0),
     "beta2": lambda v: _real_ok(v, 0.0, 1.0),
-    "eps": lambda v: _real_ok(v, 0.0),
+    "eps": lambda v: _real_ok(v, 0.0, lo_open=True),  # eps = 0 makes a zero gradient's step 0/0: refused
     "weight_decay": lambda v: _real_ok(v, 0.0),
     "eps_mode": lambda v: isinstance(v, str) and v in EPS_MODES,
     "maximize": lambda v: isinstance(v, bool),
