@@ -278,6 +278,9 @@ class Adam:
         flat = self._flat
         self._flat_ok = flat is not None and all(x.base is buf for xs, buf in (
             (params, flat[0]), (state.v, flat[2]), (state.s, flat[3])) for x in xs)
+        # The kernel's arguments, made once: 1-D views of the arrays it writes (of the flat buffers: one array each).
+        self._kernel_arrays = tuple(tuple(x.reshape(-1) for x in xs) for xs in (params, state.v, state.s))
+        self._flat_arrays = tuple((buf,) for buf in flat) if self._flat_ok else None
         if backend == "numba":
             kernel.warm_up(params)  # compile now, not inside the first step
         return kernel
@@ -373,12 +376,12 @@ class Adam:
         kernel, state = self._kernel, self._state
         if kernel is not None and type(state.step) is int and state.step < INT64_MAX:
             t = state.step + 1
-            ps, gs, vs, ss = self.params, grads, state.v, state.s
             if self._flat_ok and grads is self.grads and all(map(operator.is_, grads, self._grad_views)):
-                ps, gs, vs, ss = ([buf] for buf in self._flat)  # one kernel call for the whole model
-            elif not self._kernel_takes(grads):
-                kernel = None
-            if kernel is not None and all(p.flags.writeable for p in self.params if type(p) is np.ndarray):
+                ps, gs, vs, ss = self._flat_arrays  # the whole model as one array each
+                gs = gs if all(p.flags.writeable for p in self.params if type(p) is np.ndarray) else None
+            else:
+                (ps, vs, ss), gs = self._kernel_arrays, self._kernel_grads(grads)
+            if gs is not None:
                 c = _adam.coefficients(self._config, t, fold_bias_correction=self.fold_bias_correction)
                 if kernel.step(ps, gs, vs, ss, c, check=self._config.nonfinite != "propagate"):
                     self._state = _adam.AdamState(t, state.v, state.s, state.skipped, None, None, state.mu_product)
@@ -398,16 +401,18 @@ class Adam:
                 new_state = new_state._replace(v=self.state.v, s=self.state.s)
         self._state = new_state  # the same arrays (or a path not taken by a kernel): nothing to choose again
 
-    def _kernel_takes(self, grads: Any) -> bool:
-        """Whether ``grads`` fit the kernel as they are: type, shape, dtype, layout, and no memory the step writes."""
+    def _kernel_grads(self, grads: Any) -> tuple | None:
+        """``grads`` as the kernel takes them (1-D, C-contiguous), or None where they do not fit it (type, shape, dtype,
+        memory the step writes) or a parameter was made read-only: then the pure path says why."""
         if type(grads) not in (list, tuple) or len(grads) != len(self.params):
-            return False
-        written = self._written
+            return None
+        written, flat = self._written, []
         for p, g in zip(self.params, grads):
             if type(g) is not type(p) or g.shape != p.shape or g.dtype != p.dtype or id(
-                    g if g.base is None else g.base) in written or (type(g) is np.ndarray and not g.flags.c_contiguous):
-                return False
-        return True
+                    g if g.base is None else g.base) in written or (type(p) is np.ndarray and not p.flags.writeable):
+                return None
+            flat.append(g.ravel())  # a view; a copy of a strided gradient
+        return tuple(flat)
 
     def _step_dask(self, grads: Sequence[Any]) -> None:
         """Dask arrays cannot be written in place: the step's new arrays, persisted, replace the old ones."""
