@@ -79,6 +79,23 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
+UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def bits(x):
+    """The raw bits (so -0.0 != 0.0 and NaN payloads count)."""
+    x = np.ascontiguousarray(x)
+    return x.view(UINT[x.dtype.itemsize])
+
+
+def assert_bitwise(a, b):
+    """Same bits everywhere, except that NaNs only need to be NaN in both (payloads may differ)."""
+    assert a.dtype == b.dtype and a.shape == b.shape
+    nan = np.isnan(a)
+    np.testing.assert_array_equal(nan, np.isnan(b))
+    np.testing.assert_array_equal(np.where(nan, 0, bits(a)), np.where(nan, 0, bits(b)))
+
+
 def normwise_rel_err(x, ref) -> float:
     """max|x - ref| / max|ref| (the project's normwise relative error, see ARCHITECTURE.md)."""
     x, ref = np.asarray(x, dtype=np.float64), np.asarray(ref, dtype=np.float64)

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # a pytest subprocess per case
+
 CASES = {
     "module_skip": ('import pytest\npytest.importorskip("nonexistent_mod_xyz")\n\n\ndef test_a():\n    pass\n', 1),
     "test_skip": ('import pytest\n\n\ndef test_a():\n    pytest.skip("no reason")\n', 1),

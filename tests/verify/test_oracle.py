@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from adam_np import EPS_MODES, AdamConfig, AdamState, bias_corrections, update
 from adam_np.verify.oracle import adam_step, ulp_errors
 
-GOLDEN = sorted(Path(__file__).with_name("golden").glob("adam_*.npz"))
+GOLDEN = sorted((Path(__file__).resolve().parents[1] / "golden").glob("adam_*.npz"))
 BOUND_V_S = {np.float64: 2.0, np.float32: 4.0}
 
 

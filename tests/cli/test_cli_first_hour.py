@@ -23,7 +23,7 @@ from adam_np.book.data import make_synthetic
 from adam_np.book.train import train_ch7
 from adam_np.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"loss: (\d+\.\d{6}), \d+\.\d{6} sec per epoch\n")
 
 

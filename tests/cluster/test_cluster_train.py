@@ -18,6 +18,8 @@ from adam_np.cluster import local_client
 from adam_np.cluster.data import DataError, make_data, open_data
 from adam_np.cluster.train import Plan, batch_gradient, init_cluster_train, run_cluster_train
 
+pytestmark = pytest.mark.slow  # a Dask cluster in every test (README: pytest -m "slow or not slow")
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, client):
@@ -227,7 +229,7 @@ def test_readme_commands_run_as_written(tmp_path, capsys, monkeypatch):
     import shlex
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     lines = readme.splitlines()
     make = next(line for line in lines if line.startswith("$ adam-np make-data"))
     train = next(line for line in lines if line.startswith("$ adam-np train --data data.zarr --batch-size"))

@@ -3,7 +3,7 @@
 Tolerances (normwise relative error against a float64 run on the same low-precision gradients):
 the master copy is float32 arithmetic, so ≤ 1e-5 after 1000 steps; the parameters are the master
 rounded to the parameter dtype, so ≤ half an ulp (2**-11 for float16, 2**-8 for bfloat16) plus that.
-``PYTHONPATH=.:tests python tests/test_mixed_precision.py`` prints the error table.
+``PYTHONPATH=.:tests python tests/optimizer/test_mixed_precision.py`` prints the error table.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def test_stateful_adam_float16_and_bfloat16_in_place():
     assert b.dtype == torch.bfloat16 and abs(b[0].item() - 3.9) < 2**-6
 
 
-if __name__ == "__main__":  # PYTHONPATH=.:tests python tests/test_mixed_precision.py
+if __name__ == "__main__":  # PYTHONPATH=.:tests python tests/optimizer/test_mixed_precision.py
     print("| params | steps | normwise rel. err. of params vs float64 | of the float32 master |")
     print("|---|---|---|---|")
     for name, steps, ep, em in error_table():

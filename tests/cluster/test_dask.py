@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_kernels import assert_bitwise
 
 import adam_np
 from adam_np import AdamConfig, variants
+
+from conftest import assert_bitwise
 
 CONFIGS = {
     "plain": AdamConfig(lr=0.05),
@@ -33,6 +34,8 @@ CONFIGS = {
     "yogi": variants.yogi(lr=0.05),
 }
 FOLDED = {"folded"}
+
+pytestmark = pytest.mark.slow  # a Dask cluster in every test (README: pytest -m "slow or not slow")
 
 
 @st.composite

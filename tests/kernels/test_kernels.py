@@ -21,24 +21,9 @@ from adam_np import AdamConfig
 from adam_np.core.adam import coefficients
 from adam_np.kernels import get_kernel, numpy_kernel, resolve_backend
 
-from conftest import CUPY_AVAILABLE, requires_gpu
+from conftest import CUPY_AVAILABLE, assert_bitwise, requires_gpu
 
 CPU_BACKENDS = ["numpy", "numba"]
-UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def bits(x):
-    """The raw bits (so -0.0 != 0.0 and NaN payloads count)."""
-    x = np.ascontiguousarray(x)
-    return x.view(UINT[x.dtype.itemsize])
-
-
-def assert_bitwise(a, b):
-    """Same bits everywhere, except that NaNs only need to be NaN in both (payloads may differ)."""
-    assert a.dtype == b.dtype and a.shape == b.shape
-    nan = np.isnan(a)
-    np.testing.assert_array_equal(nan, np.isnan(b))
-    np.testing.assert_array_equal(np.where(nan, 0, bits(a)), np.where(nan, 0, bits(b)))
 
 
 def split(config):
@@ -128,6 +113,25 @@ def test_kernels_on_arrays_split_over_threads_and_chunks(backend, dtype, config)
     expected = pure_step(p, g, v, s, config, 7)
     for a, b in zip(kernel_step(backend, p, g, v, s, config, 7), expected):
         assert_bitwise(a, b)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("check", [False, True], ids=["propagate", "checked"])
+def test_several_large_arrays_in_one_call_are_all_written(backend, check):
+    """Two arrays above every kernel's threading threshold and a small one, in one call: each is stepped exactly
+    (a parallel loop that silently wrote nothing for tuples of arrays passed the one-array tests)."""
+    from adam_np.kernels import numba_kernel
+
+    n = max(numba_kernel.PARALLEL_MIN, numpy_kernel.PARALLEL_MIN) + 1001
+    rng = np.random.default_rng(5)
+    arrays = [[rng.normal(size=m) for _ in range(3)] + [rng.random(m)] for m in (n, n + 7, 5)]
+    config = AdamConfig(nonfinite="raise" if check else "propagate")
+    expected = [pure_step(p, g, v, s, config, 4) for p, g, v, s in arrays]
+    ps, gs, vs, ss = ([a[i].copy() for a in arrays] for i in range(4))
+    assert get_kernel(backend).step(ps, gs, vs, ss, coefs(config, 4), check=check)
+    for got, want in zip(zip(ps, vs, ss), expected):
+        for a, b in zip(got, want):
+            assert_bitwise(a, b)
 
 
 def test_numpy_kernel_same_result_on_one_and_several_threads():
@@ -246,7 +250,7 @@ def test_package_and_cupy_kernel_import_without_importing_cupy_or_numba():
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+                         cwd=str(__import__("pathlib").Path(__file__).parents[2]))
     assert out.stdout.strip() == "[]"
 
 
@@ -357,7 +361,7 @@ def test_gpu_detection(monkeypatch, cupy_module, expected):
 
 def test_gpu_tests_skip_cleanly_without_a_device(tmp_path):
     """A test marked with requires_gpu, run by pytest here: it skips with the reason where CuPy has no device."""
-    (tmp_path / "conftest.py").write_text((Path(__file__).parent / "conftest.py").read_text())
+    (tmp_path / "conftest.py").write_text((Path(__file__).parents[1] / "conftest.py").read_text())
     (tmp_path / "test_gpu_only.py").write_text(
         "from conftest import requires_gpu\n\n\n@requires_gpu\ndef test_a():\n    import cupy\n"
         "    assert cupy.cuda.is_available()\n")

@@ -15,7 +15,7 @@ import pytest
 
 from adam_np import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_bench_prints_and_writes_its_table(tmp_path, capsys):

@@ -18,7 +18,7 @@ import torch
 from adam_np import Adam, AdamState, checkpoint, variants
 from adam_np.checkpoint import CheckpointError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the writer script
 import _checkpoint_writer as writer
 
 KILL_COUNT = int(os.environ.get("ADAM_NP_KILL_COUNT", "100"))
@@ -224,6 +224,7 @@ def _check_checkpoint(path, allowed):
     return i
 
 
+@pytest.mark.slow  # subprocesses
 def test_sigkill_leaves_old_or_new_checkpoint(tmp_path):
     """Kill a writer with SIGKILL at random moments; the file is always exactly the old or the new one."""
     path = tmp_path / "ck.npz"

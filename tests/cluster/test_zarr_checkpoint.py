@@ -9,7 +9,6 @@ import os
 import dask.array as da
 import numpy as np
 import pytest
-from test_kernels import assert_bitwise
 
 import adam_np
 from adam_np import variants
@@ -17,7 +16,9 @@ from adam_np.checkpoint import CheckpointError
 from adam_np.cluster import load_zarr, read_manifest, save_zarr
 from adam_np.cluster import zarr_checkpoint as zc
 
-pytestmark = pytest.mark.usefixtures("client")
+from conftest import assert_bitwise
+
+pytestmark = [pytest.mark.usefixtures("client"), pytest.mark.slow]  # a Dask cluster in every test
 
 
 def _grads(seed, shapes, chunks, n):

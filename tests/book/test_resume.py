@@ -94,6 +94,7 @@ def cli(*args, check=True):
     return proc
 
 
+@pytest.mark.slow  # subprocesses
 def test_cli_run_in_chunks_equals_uninterrupted_run(tmp_path):
     flags = ["--json", "--seed", "5", "--epochs", "3"]
     full = json.loads(cli(*flags).stdout)
@@ -115,6 +116,7 @@ def test_cli_run_in_chunks_equals_uninterrupted_run(tmp_path):
         assert resumed[key] == full[key], key
 
 
+@pytest.mark.slow  # subprocesses
 def test_cli_resume_after_sigkill(tmp_path):
     # Kill a run that checkpoints every 3 steps at a random moment; resuming gives the uninterrupted result.
     flags = ["--json", "--seed", "6", "--epochs", "40", "--optimizer", "rmsprop"]
@@ -136,6 +138,7 @@ def test_cli_resume_after_sigkill(tmp_path):
         assert resumed["losses"] == full["losses"] and resumed["w"] == full["w"] and resumed["b"] == full["b"]
 
 
+@pytest.mark.slow  # subprocesses
 def test_cli_checkpoint_flags_are_checked(tmp_path):
     proc = cli("--checkpoint-every", "5", check=False)
     assert proc.returncode == 2 and "argument --checkpoint-every: needs --checkpoint PATH" in proc.stderr
@@ -210,6 +213,7 @@ def test_inconsistent_crafted_runs_are_refused(tmp_path, change, settings, match
         load_run(crafted, AdamRule(), X, y, settings=settings)
 
 
+@pytest.mark.slow  # subprocesses
 def test_cli_reports_a_crafted_run_without_traceback(tmp_path):
     ck = tmp_path / "c.npz"
     cli("--seed", "1", "--checkpoint", str(ck), "--max-steps", "3")
