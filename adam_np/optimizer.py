@@ -457,10 +457,23 @@ class Adam:
         owner = self.__dict__.setdefault("_dask_owner", uuid.uuid4().hex)
         new_p, new_v, new_s = dask_chunks.step(self.params, grads, state.v, state.s, c, backend, owner=owner)
         check = config.nonfinite != "propagate"
-        finite = [_adam.all_finite(grads, xp=self._xp, lazy=True)] if check else None
+        finite = None
+        if check:  # the gradients, then every new array (an overflow such as g*g): one flag each, one compute
+            xp = self._xp
+            flags = [_adam.all_finite(grads, xp=xp, lazy=True)]
+            flags += [_adam.all_finite([a], xp=xp, lazy=True) for a in (*new_p, *new_v, *new_s)]
+            finite = [xp.stack([xp.reshape(f, ()) for f in flags])]
         new_p, new_v, new_s, finite = persist_groups([new_p, new_v, new_s, finite])
-        if check and not bool(finite[0].compute()):
-            return _adam._nonfinite(self.params, state, config, t)
+        if check:
+            flags = np.asarray(finite[0].compute())
+            if not flags[0]:
+                return _adam._nonfinite(self.params, state, config, t)
+            if not flags.all():
+                n = len(new_p)
+                names = [f"params[{i}]" for i in range(n)] + [f"state.{m}[{i}]" for m in "vs" for i in range(n)]
+                bad = int(np.argmin(flags[1:]))
+                dtype = (*new_p, *new_v, *new_s)[bad].dtype
+                return _adam._nonfinite(self.params, state, config, t, overflow=(names[bad], str(dtype)))
         return new_p, state._replace(step=t, v=new_v, s=new_s)
 
     def state_dict(self) -> dict:

@@ -97,7 +97,7 @@ def assert_bitwise(a, b):
 
 
 def normwise_rel_err(x, ref) -> float:
-    """max|x - ref| / max|ref| (the project's normwise relative error, see ARCHITECTURE.md)."""
+    """max|x - ref| / max|ref| (the project's normwise relative error: README, "Accuracy")."""
     x, ref = np.asarray(x, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     scale = np.max(np.abs(ref))
     diff = np.max(np.abs(x - ref))

@@ -579,7 +579,15 @@ def update(grads: Any, state: AdamState, params: Any, config: AdamConfig | None 
         finite = all_finite(checked, xp=xp, lazy=True)
         new_p, new_v, new_s, new_m, new_smax, (finite,) = persist_groups(
             [new_p, new_v, new_s, new_m if leaves.master is not None else None, new_smax, [finite]])
-        if not bool(finite.compute()):
+        if not bool(finite.compute()):  # the rare failing step: which array, read again
+            if not bool(all_finite(leaves.grads, xp=xp, lazy=True).compute()):
+                return _nonfinite(params, state, config, t)
+            persisted = {"params": new_p, "state.v": new_v, "state.s": new_s, "state.master": new_m,
+                         "state.s_max": new_smax}
+            for name in new_arrays:
+                for i, a in enumerate(persisted[name]):
+                    if not bool(all_finite([a], xp=xp, lazy=True).compute()):
+                        return _nonfinite(params, state, config, t, (leaves.treedef.leaf_names(name)[i], a.dtype))
             return _nonfinite(params, state, config, t)
     elif config.nonfinite != "propagate" and not lazy:
         for name, arrays in new_arrays.items():  # finite gradients, but the step overflowed: all or nothing

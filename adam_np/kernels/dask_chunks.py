@@ -24,15 +24,17 @@ __all__ = ["step"]
 def _chunk_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, s: np.ndarray, c: Coefficients,
                 backend: str) -> np.ndarray:
     """One chunk's step into a new ``(3, *chunk)`` block: numba in one pass (read p, g, v, s, write the
-    block), the NumPy kernel in place on a copy."""
+    block), the NumPy kernel in place on a copy. No floating-point warnings on the worker: the optimizer checks the
+    new chunks' finiteness itself (``nonfinite="raise"``/``"skip"``), or lets NaN/inf through (``"propagate"``)."""
     out = np.empty((3, *p.shape), p.dtype)
     p, g, v, s = (np.ascontiguousarray(a).reshape(-1) for a in (p, g, v, s))
     flat = out.reshape(3, -1)  # views: the kernels step flat arrays
-    if backend == "numba":
-        get_kernel(backend).step_into(p, g, v, s, flat, c)
-    else:
-        flat[0], flat[1], flat[2] = p, v, s
-        get_kernel(backend).step([flat[0]], [g], [flat[1]], [flat[2]], c, check=False)
+    with np.errstate(all="ignore"):
+        if backend == "numba":
+            get_kernel(backend).step_into(p, g, v, s, flat, c)
+        else:
+            flat[0], flat[1], flat[2] = p, v, s
+            get_kernel(backend).step([flat[0]], [g], [flat[1]], [flat[2]], c, check=False)
     return out
 
 

@@ -73,7 +73,7 @@ def test_first_300_airfoil_steps_follow_the_book(in_place, seed):
     assert len(seen) == STEPS
     for k, name in enumerate(("w", "b")):
         # normwise over the whole trajectory (300 x the parameter's shape): b is a scalar that passes near 0,
-        # where a per-step relative error only measures the zero crossing (ARCHITECTURE.md)
+        # where a per-step relative error only measures the zero crossing (README, "Accuracy")
         ours, ref = np.stack([p[k] for p in seen]), np.stack([p[k] for p in path])
         assert _normwise(ours, ref) <= 1e-12, f"{name}: normwise distance {_normwise(ours, ref):.2e} to the book"
         assert _normwise(ours[-1], ref[-1]) <= 1e-12

@@ -184,6 +184,27 @@ def test_stateful_adam_nonfinite_on_the_cluster(client):
     assert skipping.params[0] is X[0] and (skipping.state.step, skipping.state.skipped) == (0, 1)
 
 
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_state_overflow_on_the_cluster_raises_and_changes_nothing(client, path):
+    """Finite gradients whose g*g overflows float32: every Dask path raises under "raise" with nothing changed
+    (the kernel task per chunk as update does), and "skip" skips the step."""
+    kwargs, _ = PATHS[path]
+    x = [da.from_array(np.ones(6, np.float32), chunks=2), da.from_array(np.ones(4, np.float32), chunks=2)]
+    big = [da.ones(6, chunks=2, dtype=np.float32),
+           da.from_array(np.array([1.0, 1e20, 1.0, 1.0], np.float32), chunks=2)]
+    opt = adam_np.Adam(x, **kwargs)
+    opt.step([da.ones(6, chunks=2, dtype=np.float32), da.ones(4, chunks=2, dtype=np.float32)])
+    params, state = opt.params, opt.state
+    with np.errstate(over="ignore"):
+        with pytest.raises(FloatingPointError, match=r"step 2 would make state\.s\[1\] \(float32\) NaN or inf"):
+            opt.step(big)
+        assert opt.params is params and opt.state is state
+        config = AdamConfig.from_dict({**opt.config.to_dict(), "nonfinite": "skip"})
+        skipping = adam_np.Adam(x, config=config, backend=kwargs.get("backend", "auto"))
+        skipping.step(big)
+    assert skipping.params[1] is x[1] and (skipping.state.step, skipping.state.skipped) == (0, 1)
+
+
 def test_bad_input_names_the_argument_and_changes_nothing(client):
     opt = adam_np.Adam([da.ones(6, chunks=2)], lr=0.1)
     params, state = opt.params, opt.state

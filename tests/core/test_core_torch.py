@@ -1,7 +1,7 @@
 """adam_np.update against torch.optim.Adam (single-tensor path), float64, 1000 random steps.
 
 torch's CPU sqrt is not correctly rounded and its lerp/addcmul use FMA, so the comparison is the
-normwise relative error max|x - x_torch| / max|x_torch| per array (see ARCHITECTURE.md).
+normwise relative error max|x - x_torch| / max|x_torch| per array (README, "Accuracy").
 """
 
 from __future__ import annotations
