@@ -18,7 +18,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from adam_np import AdamConfig
->>> out = adam_step(np.array([1.0]), np.array([0.5]), np.zeros(1), np.zeros(1), 1, AdamConfig(lr=0.1))
+>>> out = adam_step_mp(np.array([1.0]), np.array([0.5]), np.zeros(1), np.zeros(1), 1, AdamConfig(lr=0.1))
 >>> float(out.x[0]), float(out.scale_x[0])
 (0.900000002, 1.0)
 """
@@ -32,7 +32,7 @@ import numpy as np
 
 from ..core.adam import AdamConfig, _check_step, bias_corrections
 
-__all__ = ["DIGITS", "OracleStep", "adam_step", "ulp_errors"]
+__all__ = ["DIGITS", "OracleStep", "adam_step_mp", "ulp_errors"]
 
 DIGITS = 50
 """Significant decimal digits of the oracle's arithmetic."""
@@ -74,9 +74,10 @@ def _mp():
     return mpmath
 
 
-def adam_step(x: Any, g: Any, v: Any, s: Any, step: int, config: AdamConfig, *, digits: int = DIGITS,
-              coefficients: str = "exact") -> OracleStep:
-    """One step of Algorithm 1 (plain Adam, any ``eps_mode``) in ``digits``-digit arithmetic.
+def adam_step_mp(x: Any, g: Any, v: Any, s: Any, step: int, config: AdamConfig, *, digits: int = DIGITS,
+                 coefficients: str = "exact") -> OracleStep:
+    """One step of Algorithm 1 (plain Adam, any ``eps_mode``) in ``digits``-digit arithmetic: the multi-precision
+    (``_mp``) twin of the float :func:`adam_np.core.adam.adam_step`, used to judge it.
 
     Parameters
     ----------

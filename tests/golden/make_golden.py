@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from adam_np import AdamConfig
-from adam_np.verify.oracle import adam_step
+from adam_np.verify.oracle import adam_step_mp
 
 SEEDS = (0, 1, 2)
 SIZE = 24
@@ -49,7 +49,7 @@ def golden(dtype: str, eps_mode: str) -> dict:
     for seed in SEEDS:
         d = inputs(seed, dtype)
         config = AdamConfig(lr=d["lr"], beta1=d["beta1"], beta2=d["beta2"], eps=d["eps"], eps_mode=eps_mode)
-        out = adam_step(d["x"], d["g"], d["v"], d["s"], d["step"], config)
+        out = adam_step_mp(d["x"], d["g"], d["v"], d["s"], d["step"], config)
         for key in ("x", "v", "s"):
             d[f"expected_{key}"] = np.array([float(e) for e in getattr(out, key)])
             d[f"scale_{key}"] = np.array([float(e) for e in getattr(out, f"scale_{key}")])

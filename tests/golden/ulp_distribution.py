@@ -23,7 +23,7 @@ import itertools
 from make_golden import inputs
 
 from adam_np import AdamConfig, AdamState, update
-from adam_np.verify.oracle import adam_step, ulp_errors
+from adam_np.verify.oracle import adam_step_mp, ulp_errors
 
 BINS = (0.5, 1.0, 2.0, 4.0)
 
@@ -36,7 +36,7 @@ def collect(dtype: str, eps_mode: str, trials: int, coefficients: str, early: bo
             d["step"], d["beta2"] = 1 + seed % 10, 0.999
         config = AdamConfig(lr=d["lr"], beta1=d["beta1"], beta2=d["beta2"], eps=d["eps"], eps_mode=eps_mode)
         x1, state = update(d["g"], AdamState(d["step"] - 1, d["v"], d["s"]), d["x"], config)
-        o = adam_step(d["x"], d["g"], d["v"], d["s"], d["step"], config, coefficients=coefficients)
+        o = adam_step_mp(d["x"], d["g"], d["v"], d["s"], d["step"], config, coefficients=coefficients)
         ex = ulp_errors(x1, o.x, o.scale_x)
         small = np.array([abs(dx) <= abs(float(x)) / 4 for x, dx in zip(d["x"], o.dx)])
         out["x"].extend(ex)

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adam_np import EPS_MODES, AdamConfig, AdamState, bias_corrections, update
-from adam_np.verify.oracle import adam_step, ulp_errors
+from adam_np.verify.oracle import adam_step_mp, ulp_errors
 
 GOLDEN = sorted((Path(__file__).resolve().parents[1] / "golden").glob("adam_*.npz"))
 BOUND_V_S = {np.float64: 2.0, np.float32: 4.0}
@@ -50,7 +50,7 @@ def step_inputs(draw, dtype):
 
 def _errors(x, g, v, s, t, config, coefficients="float64", fold=False):
     x1, state = update(g, AdamState(t - 1, v, s), x, config, fold_bias_correction=fold)
-    exact = adam_step(x, g, v, s, t, config, coefficients=coefficients)
+    exact = adam_step_mp(x, g, v, s, t, config, coefficients=coefficients)
     small = np.array([abs(d) <= abs(mpmath.mpf(float(a))) / 4 for a, d in zip(x, exact.dx)])
     return (ulp_errors(x1, exact.x, exact.scale_x), small, ulp_errors(state.v, exact.v, exact.scale_v),
             ulp_errors(state.s, exact.s, exact.scale_s))
@@ -103,16 +103,16 @@ def test_float32_step_within_ulps_of_oracle(inputs):
 
 def test_oracle_weight_decay_and_errors():
     x, g, z = np.array([2.0]), np.array([0.5]), np.zeros(1)
-    l2 = adam_step(x, g, z, z, 1, AdamConfig(lr=0.1, weight_decay=0.5, eps=1e-300))
+    l2 = adam_step_mp(x, g, z, z, 1, AdamConfig(lr=0.1, weight_decay=0.5, eps=1e-300))
     assert float(l2.v[0]) == pytest.approx(0.1 * (0.5 + 0.5 * 2.0), rel=1e-15)
-    dec = adam_step(x, g, z, z, 1, AdamConfig(lr=0.1, weight_decay=0.5, weight_decay_mode="decoupled", eps=1e-300))
+    dec = adam_step_mp(x, g, z, z, 1, AdamConfig(lr=0.1, weight_decay=0.5, weight_decay_mode="decoupled", eps=1e-300))
     assert float(dec.x[0]) == pytest.approx(2.0 * (1 - 0.05) - 0.1, rel=1e-15)
     with pytest.raises(ValueError, match="the oracle models plain Adam"):
-        adam_step(x, g, z, z, 1, AdamConfig(variant="yogi"))
+        adam_step_mp(x, g, z, z, 1, AdamConfig(variant="yogi"))
     with pytest.raises(ValueError, match="step must be >= 1, got 0"):
-        adam_step(x, g, z, z, 0, AdamConfig())
+        adam_step_mp(x, g, z, z, 0, AdamConfig())
     with pytest.raises(ValueError, match="coefficients must be 'exact' or 'float64', got 'float32'"):
-        adam_step(x, g, z, z, 1, AdamConfig(), coefficients="float32")
+        adam_step_mp(x, g, z, z, 1, AdamConfig(), coefficients="float32")
 
 
 def test_golden_files_exist_for_every_mode_and_dtype():
@@ -163,8 +163,8 @@ def test_golden_catches_a_regression():
 def test_oracle_step_must_be_an_int(step, exc, match):
     x, g, z = np.array([2.0]), np.array([0.5]), np.zeros(1)
     with pytest.raises(exc, match=match):
-        adam_step(x, g, z, z, step, AdamConfig())
-    assert adam_step(x, g, z, z, np.int64(2), AdamConfig()).x[0] < 2.0  # NumPy integers are ints
+        adam_step_mp(x, g, z, z, step, AdamConfig())
+    assert adam_step_mp(x, g, z, z, np.int64(2), AdamConfig()).x[0] < 2.0  # NumPy integers are ints
 
 
 def test_ulp_errors_rejects_different_lengths():
