@@ -550,7 +550,7 @@ class Adam:
         if unknown:
             raise ValueError(f"state_dict['config'] has unknown fields {sorted(map(str, unknown))}")
         config = _adam.AdamConfig.from_dict(cfg)
-        step = _adam._check_step(state_dict["step"], "state_dict['step']", limit=_adam.INT64_MAX - 1)
+        step = _adam._check_step(state_dict["step"], "state_dict['step']")  # INT64_MAX loads; stepping on is refused
         skipped = _adam._check_step(state_dict.get("skipped", 0), "state_dict['skipped']")
         lists = {}
         for key in ("v", "s", "master", "s_max"):
@@ -566,8 +566,9 @@ class Adam:
         mu_product = _adam._real("state_dict['mu_product']", state_dict.get("mu_product", 1.0))
         state = _adam.AdamState(step, lists["v"], lists["s"], skipped, master=lists["master"],
                                 s_max=lists["s_max"], mu_product=mu_product)
-        # Validate with the same checks as an update (structure, shapes, dtypes, library, step).
-        _adam._validate(list(self.params), state, self.params, config)
+        # Validate with the same checks as an update (structure, shapes, dtypes, library); the counters were checked
+        # above: a state may hold step INT64_MAX (only the step after it is refused).
+        _adam._validate(list(self.params), state._replace(step=0, skipped=0), self.params, config)
         copy = self._copy
         old_v, old_s = self.state.v, self.state.s
         if self._kernel is not None and state.master is None and all(

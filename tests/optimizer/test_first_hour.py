@@ -85,6 +85,19 @@ def test_no_step_past_the_int64_counter_on_any_path(path):
     assert_unchanged(opt, before)
 
 
+def test_a_checkpoint_at_the_last_int64_step_loads(tmp_path):
+    """The counter may reach INT64_MAX; its checkpoint loads, and only the step after it is refused."""
+    opt = Adam([np.ones(3)], lr=0.1)
+    opt.state = opt.state._replace(step=INT64_MAX - 1)
+    opt.step([np.ones(3)])
+    opt.save(tmp_path / "last.npz")
+    other = Adam([np.zeros(3)], lr=0.1)
+    other.load(tmp_path / "last.npz")
+    assert other.state.step == INT64_MAX and other.params[0].tolist() == opt.params[0].tolist()
+    with pytest.raises(ValueError, match=r"state.step must be <= 9223372036854775806"):
+        other.step([np.ones(3)])
+
+
 # Item 17: torch users' habits ----------------------------------------------------------------------------------
 
 def test_betas_as_torch_spells_them():
