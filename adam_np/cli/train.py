@@ -175,7 +175,8 @@ def _finish_saved(args: argparse.Namespace, state: Any, optimizer: Any, on_step:
     if save_error is not None and state.epoch < args.epochs:
         print(save_error, file=sys.stderr)
         return 1
-    code = _finish(args, state, optimizer, on_step.count, ckpt_path, extra, diverged)
+    code = _finish(args, state, optimizer, on_step.count, ckpt_path, extra, diverged,
+                   interrupted=on_step.interrupt.requested)
     if save_error is not None:
         print(save_error, file=sys.stderr)
         return 1
@@ -230,7 +231,7 @@ def _diverged_reason(result: Any) -> str | None:
 
 
 def _finish(args: argparse.Namespace, state: Any, optimizer: Any, steps: int, ckpt_path: str | None,
-            extra: dict, diverged: str | None = None) -> int:
+            extra: dict, diverged: str | None = None, *, interrupted: bool = False) -> int:
     """Print the book's line (or JSON) first, then save the plot; or say where a stopped run continues.
 
     Returns 1 for a diverged run (the message on stderr; ``--json`` still prints the record, NaN/inf as null and
@@ -239,7 +240,7 @@ def _finish(args: argparse.Namespace, state: Any, optimizer: Any, steps: int, ck
     from ..book.train import result_of
 
     if diverged is None and state.epoch < args.epochs:
-        how = "interrupted" if steps and getattr(args, "_interrupted", False) else "stopped"
+        how = "interrupted" if interrupted else "stopped"
         where = f"continue with --resume {ckpt_path}" if ckpt_path else "nothing was saved (add --checkpoint PATH)"
         print(f"{how} after {steps} steps (epoch {state.epoch}, batch {state.batch}); {where}", file=sys.stderr)
         return 130 if how == "interrupted" else 0
@@ -358,7 +359,6 @@ def _run_cluster(args: argparse.Namespace, ckpt_path: str | None) -> int:
             return 1
         finally:
             on_step.close()
-        args._interrupted = on_step.interrupt.requested
         workers = len(client.scheduler_info()["workers"])
         return _finish_saved(args, state, optimizer, on_step, ckpt_path,
                              {"rows": n, "chunks": len(X.chunks[0]), "workers": workers, "seed": seed}, diverged)
@@ -418,5 +418,4 @@ def run(args: argparse.Namespace) -> int:
         diverged = str(exc) or "the gradient became NaN/inf"
     finally:
         on_step.close()
-    args._interrupted = on_step.interrupt.requested
     return _finish_saved(args, state, optimizer, on_step, ckpt_path, {"backend": args.backend}, diverged)
