@@ -96,6 +96,18 @@ def assert_bitwise(a, b):
     np.testing.assert_array_equal(np.where(nan, 0, bits(a)), np.where(nan, 0, bits(b)))
 
 
+def run_cli(capsys, *argv) -> tuple:
+    """``adam-np ARGV`` in this process: ``(exit status, stdout, stderr)``, argparse's exits included."""
+    from adam_np.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def normwise_rel_err(x, ref) -> float:
     """max|x - ref| / max|ref| (the project's normwise relative error: README, "Accuracy")."""
     x, ref = np.asarray(x, dtype=np.float64), np.asarray(ref, dtype=np.float64)

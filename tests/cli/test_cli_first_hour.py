@@ -23,17 +23,13 @@ from adam_np.book.data import make_synthetic
 from adam_np.book.train import train_ch7
 from adam_np.cli import main
 
+from conftest import run_cli
+
 REPO = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"loss: (\d+\.\d{6}), \d+\.\d{6} sec per epoch\n")
 
 
-def _cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_cli = run_cli
 
 
 def _strict_json(text: str) -> dict:

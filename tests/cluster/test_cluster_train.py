@@ -13,10 +13,11 @@ import pytest
 
 from adam_np.book.chapter7 import make_optimizer
 from adam_np.book.linreg import grad_squared_loss
-from adam_np.cli import main
 from adam_np.cluster import local_client
 from adam_np.cluster.data import DataError, make_data, open_data
 from adam_np.cluster.train import Plan, batch_gradient, init_cluster_train, run_cluster_train
+
+from conftest import run_cli
 
 pytestmark = pytest.mark.slow  # a Dask cluster in every test (README: pytest -m "slow or not slow")
 
@@ -124,14 +125,7 @@ def test_same_seed_same_result_whatever_the_workers(store):
         assert np.array_equal(a, b)
 
 
-def _cli(capsys, *argv):
-    code = None
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+_cli = run_cli
 
 
 def test_make_data_then_train_recovers_the_true_weights(tmp_path, capsys):
