@@ -160,7 +160,6 @@ def test_integer_steps_are_accepted_and_become_int(step):
         (np.array(5), TypeError, "state.step must be an int"),
         (torch.tensor(5.0), TypeError, "state.step must be an int"),
         (-1, ValueError, "state.step must be >= 0"),
-        (2**63 - 1, ValueError, "state.step must be <= 9223372036854775806"),
     ],
 )
 def test_bad_steps_are_rejected(step, error, match):
@@ -171,6 +170,19 @@ def test_bad_steps_are_rejected(step, error, match):
     with pytest.raises(error, match=match.replace("state.step", r"state_dict\['step'\]")):
         opt.load_state_dict({**opt.state_dict(), "step": step})
     assert opt.state.step == 0
+
+
+def test_the_int64_counter_edge():
+    """No step past the int64 counter, but a state that reached its last value (INT64_MAX) loads."""
+    x = np.ones(2)
+    with pytest.raises(ValueError, match="state.step must be <= 9223372036854775806"):
+        update(np.ones(2), AdamState(2**63 - 1, np.zeros(2), np.zeros(2)), x)
+    opt = Adam([x])
+    opt.load_state_dict({**opt.state_dict(), "step": 2**63 - 1})
+    assert opt.state.step == 2**63 - 1
+    with pytest.raises(ValueError, match=r"state_dict\['step'\] must be <= 9223372036854775807"):
+        opt.load_state_dict({**opt.state_dict(), "step": 2**63})
+    assert opt.state.step == 2**63 - 1
 
 
 def _formula(x, g, v, s, t, lr, b1, b2, eps):
