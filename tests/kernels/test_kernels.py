@@ -26,6 +26,16 @@ from conftest import CUPY_AVAILABLE, assert_bitwise, requires_gpu
 CPU_BACKENDS = ["numpy", "numba"]
 
 
+LARGE_CONFIGS = [  # (config, fold_bias_correction) or a config: each kernel's forms on large arrays
+    AdamConfig(nonfinite="propagate"),
+    AdamConfig(eps_mode="root", weight_decay=0.1, maximize=True, nonfinite="propagate"),
+    AdamConfig(eps_mode="hat", lr=0.01, weight_decay=1e-3, nonfinite="propagate"),
+    (AdamConfig(nonfinite="propagate"), True),
+    (AdamConfig(eps_mode="root", eps=1e-3, maximize=True, nonfinite="propagate"), True),
+]
+LARGE_IDS = ["outside", "root+wd+max", "hat+wd", "folded", "folded-root+max"]
+
+
 def split(config):
     """``(config, fold_bias_correction)``: a config, or ``(config, True)`` for a folded step."""
     return config if isinstance(config, tuple) else (config, False)
@@ -98,13 +108,7 @@ def test_numpy_kernel_float16_bit_for_bit(config, step, seed):
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("config", [
-    AdamConfig(nonfinite="propagate"),
-    AdamConfig(eps_mode="root", weight_decay=0.1, maximize=True, nonfinite="propagate"),
-    AdamConfig(eps_mode="hat", lr=0.01, weight_decay=1e-3, nonfinite="propagate"),
-    (AdamConfig(nonfinite="propagate"), True),
-    (AdamConfig(eps_mode="root", eps=1e-3, maximize=True, nonfinite="propagate"), True),
-], ids=["outside", "root+wd+max", "hat+wd", "folded", "folded-root+max"])
+@pytest.mark.parametrize("config", LARGE_CONFIGS, ids=LARGE_IDS)
 def test_kernels_on_arrays_split_over_threads_and_chunks(backend, dtype, config):
     n = 2 * numpy_kernel.PARALLEL_MIN + numpy_kernel.CHUNK // 3  # several threads, a partial last chunk
     rng = np.random.default_rng(1)
@@ -265,13 +269,7 @@ def _cupy_arrays(rng, shape, dtype):
 @pytest.mark.gpu
 @requires_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("config", [
-    AdamConfig(nonfinite="propagate"),
-    AdamConfig(eps_mode="root", weight_decay=0.1, maximize=True, nonfinite="propagate"),
-    AdamConfig(eps_mode="hat", lr=0.01, weight_decay=1e-3, nonfinite="propagate"),
-    (AdamConfig(nonfinite="propagate"), True),
-    (AdamConfig(eps_mode="root", eps=1e-3, maximize=True, nonfinite="propagate"), True),
-], ids=["outside", "root+wd+max", "hat+wd", "folded", "folded-root+max"])
+@pytest.mark.parametrize("config", LARGE_CONFIGS, ids=LARGE_IDS)
 def test_cupy_kernel_equals_pure_update_bit_for_bit(dtype, config):
     from adam_np.kernels import cupy_kernel
 
